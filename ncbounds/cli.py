@@ -1,0 +1,161 @@
+"""The ``ncbounds`` command line.
+
+Commands (``ncbounds --help``):
+
+* ``metrics FILE.npz | --example``: CDNV and the neural-collapse metrics of a feature set.
+* ``fewshot FILE.npz | --example``: few-shot accuracy (ridge or nearest-mean head) with a 95%
+  confidence interval over episodes.
+
+This module is the project's face: it may import the upper layers (``simulations``,
+``figures``), but only lazily inside the commands that need them (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ._errors import NCBoundsError
+
+__all__ = ["main", "example_features", "load_npz"]
+
+
+def example_features(rng: Any = 0, *, n_classes: int = 20, per_class: int = 100, dim: int = 64):
+    """A built-in synthetic feature set: Gaussian classes around random means.
+
+    Class means are i.i.d. N(0, I_p) scaled to norm 4; each class adds isotropic noise of
+    total variance 1, so the population CDNV of a pair is about (1 + 1)/(2 · 32) = 1/32 (the example shows
+    partial collapse). Returns ``(features float32 (C·n × p), labels int64)``.
+
+    >>> x, y = example_features(0)
+    >>> x.shape, x.dtype, len(set(y.tolist()))
+    ((2000, 64), dtype('float32'), 20)
+    """
+    from ._validation import as_generator
+
+    g = as_generator(rng)
+    means = g.standard_normal((n_classes, dim))
+    means *= 4.0 / np.linalg.norm(means, axis=1, keepdims=True)
+    noise = g.standard_normal((n_classes, per_class, dim)) / np.sqrt(dim)
+    x = (means[:, None, :] + noise).reshape(-1, dim).astype(np.float32)
+    y = np.repeat(np.arange(n_classes, dtype=np.int64), per_class)
+    return x, y
+
+
+def load_npz(path: str | Path, features_key: str = "features", labels_key: str = "labels"):
+    """Features and labels from an ``.npz`` file (no pickles), with errors naming the keys."""
+    p = Path(path)
+    if not p.is_file():
+        raise NCBoundsError(f"FILE: expected an existing .npz file, got {str(p)!r} (not found)")
+    try:
+        data = np.load(p, allow_pickle=False)
+    except Exception as exc:  # noqa: BLE001 - report any unreadable file the same way
+        raise NCBoundsError(f"FILE: expected a readable .npz file, got {str(p)!r} ({exc})") from None
+    with data:
+        keys = list(data.files)
+        missing = [k for k in (features_key, labels_key) if k not in keys]
+        if missing:
+            raise NCBoundsError(
+                f"FILE: expected keys {features_key!r} and {labels_key!r} in {str(p)!r}, "
+                f"missing {missing}; the file has {keys} (choose with --features-key / --labels-key)"
+            )
+        return data[features_key], data[labels_key]
+
+
+def _load(args) -> tuple[np.ndarray, np.ndarray, str]:
+    if args.example:
+        x, y = example_features(args.seed)
+        return x, y, "built-in example (20 Gaussian classes, p = 64)"
+    if args.file is None:
+        raise NCBoundsError("FILE: expected a path to an .npz file or --example, got neither")
+    x, y = load_npz(args.file, args.features_key, args.labels_key)
+    return x, y, str(args.file)
+
+
+def _cmd_metrics(args) -> int:
+    from . import metrics
+
+    x, y, source = _load(args)
+    m = metrics.nc_metrics(x, y)
+    if args.json:
+        print(json.dumps({"source": source, **m.__dict__}, default=float, indent=2))
+    else:
+        print(f"# {source}: {m.n_samples} samples, {m.n_classes} classes, dim {m.dim}")
+        print(m)
+    return 0
+
+
+def _cmd_fewshot(args) -> int:
+    from . import fewshot
+
+    x, y, source = _load(args)
+    res = fewshot.evaluate(
+        x, y, ways=args.ways, shots=args.shots, queries=args.queries,
+        episodes=args.episodes, head=args.head, rng=args.seed,
+    )
+    low, high = res.confidence_interval(0.95)
+    if args.json:
+        print(json.dumps({
+            "source": source, "head": args.head, "ways": args.ways, "shots": args.shots,
+            "queries": args.queries, "episodes": args.episodes, "accuracy": float(res.mean),
+            "ci95_low": float(low), "ci95_high": float(high),
+        }, indent=2))
+    else:
+        print(f"# {source}")
+        print(
+            f"{args.ways}-way {args.shots}-shot, {args.head} head, {args.episodes} episodes: "
+            f"accuracy {100 * res.mean:.2f}% ± {100 * (high - low) / 2:.2f}% (95% CI)"
+        )
+    return 0
+
+
+def _add_input(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", nargs="?", help=".npz file with features and labels")
+    p.add_argument("--example", action="store_true", help="use a built-in synthetic feature set")
+    p.add_argument("--features-key", default="features", help="array name of the features (default: features)")
+    p.add_argument("--labels-key", default="labels", help="array name of the labels (default: labels)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ncbounds",
+        description="Check the neural-collapse transfer bounds of Galanti, György & Hutter (ICLR 2022).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    p = sub.add_parser("metrics", help="CDNV and neural-collapse metrics (NC1-NC2) of a feature set")
+    _add_input(p)
+    p.set_defaults(func=_cmd_metrics)
+    p = sub.add_parser("fewshot", help="few-shot accuracy with a 95%% confidence interval")
+    _add_input(p)
+    p.add_argument("--ways", type=int, default=5)
+    p.add_argument("--shots", type=int, default=5)
+    p.add_argument("--queries", type=int, default=15)
+    p.add_argument("--episodes", type=int, default=1000)
+    p.add_argument("--head", choices=["ridge", "ncm"], default="ridge")
+    p.set_defaults(func=_cmd_fewshot)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ncbounds`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args))
+    except NCBoundsError as exc:
+        print(f"ncbounds {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

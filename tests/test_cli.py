@@ -1,0 +1,45 @@
+"""The command line: metrics and fewshot on the built-in example and on .npz files."""
+
+import json
+
+import numpy as np
+import pytest
+
+from ncbounds import cdnv
+from ncbounds.cli import example_features, main
+
+
+def test_help_lists_commands(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "metrics" in out and "fewshot" in out
+
+
+def test_metrics_example_json_matches_library(capsys):
+    assert main(["metrics", "--example", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    x, y = example_features(0)
+    assert out["cdnv"] == pytest.approx(cdnv(x, y), rel=1e-12)
+    assert out["n_classes"] == 20
+
+
+def test_metrics_npz_with_custom_keys(tmp_path, capsys):
+    x, y = example_features(1, n_classes=4, per_class=10, dim=3)
+    f = tmp_path / "feats.npz"
+    np.savez(f, X=x, y=y)
+    assert main(["metrics", str(f), "--features-key", "X", "--labels-key", "y"]) == 0
+    assert "cdnv" in capsys.readouterr().out
+
+
+def test_missing_keys_and_files_are_clear_errors(tmp_path, capsys):
+    f = tmp_path / "feats.npz"
+    np.savez(f, a=np.zeros((2, 2)))
+    assert main(["metrics", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert "expected keys 'features' and 'labels'" in err and "['a']" in err
+    assert main(["metrics", str(tmp_path / "nope.npz")]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert main(["metrics"]) == 2
+    assert "--example" in capsys.readouterr().err
