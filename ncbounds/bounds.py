@@ -412,6 +412,7 @@ class Bound:
         """
         merged = self._merge(kwargs, require_all=False)
         subs: dict[sp.Symbol, sp.Basic] = {}
+        infinite: list[sp.Symbol] = []
         for k, v in merged.items():
             if not isinstance(v, sp.Basic):
                 arr = self._check_value(k, v)
@@ -419,9 +420,15 @@ class Bound:
                     raise NCBoundsError(f"{self.name}: {k}: symbolic() takes scalars, "
                                         f"got {describe(v)}")
                 v = _to_sympy(v)
-            subs[self.symbols[k]] = v
+            if v == sp.oo:  # an infinite CDNV: the limit, not oo/oo
+                infinite.append(self.symbols[k])
+            else:
+                subs[self.symbols[k]] = v
         self._check_relations(merged)
-        return self.expr.subs(subs)
+        value = self.expr.subs(subs)
+        for sym in infinite:
+            value = sp.limit(value, sym, sp.oo)
+        return value
 
 
 # ---------------------------------------------------------------------------------------
