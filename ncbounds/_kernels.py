@@ -10,9 +10,9 @@ The kernels are deliberately small; the math lives in the callers' docstrings.
 * :func:`pairwise_sqdist` – ‖μ_i − μ_j‖² for all pairs in the difference form, never the
   expanded ‖a‖² + ‖b‖² − 2⟨a, b⟩.
 
-Rows are split into a fixed number of chunks (:data:`N_CHUNKS`, independent of the thread
-count) whose partial results are combined in a fixed order, so the result is bit-for-bit the
-same on any machine with any number of threads. Only reassociation and contraction are
+Rows are split into a number of chunks that depends on the number of rows only (never on
+the thread count, see :func:`row_chunks`) and the partial results are combined in a fixed
+order, so the result is bit-for-bit the same on any machine with any number of threads. Only reassociation and contraction are
 allowed to the compiler (``fastmath={"reassoc", "contract"}``) so that NaN and inf still
 propagate and are detected by the callers.
 """
@@ -23,7 +23,8 @@ import numpy as np
 from numba import njit, prange
 
 __all__ = [
-    "N_CHUNKS",
+    "row_chunks",
+    "chan_merge_into",
     "class_scatter",
     "first_rows",
     "pair_cdnv_rowsums",
@@ -31,10 +32,12 @@ __all__ = [
     "shifted_class_sums",
 ]
 
-#: rows are split into this many chunks, whatever the number of threads
-N_CHUNKS = 8
-
 _FM = {"reassoc", "contract"}
+
+
+def row_chunks(n_rows: int) -> int:
+    """Row chunks for ``n_rows`` rows: one per 512 rows, at most 8 (a function of n only)."""
+    return int(min(8, max(1, n_rows // 512)))
 
 
 @njit(cache=True)
@@ -160,3 +163,36 @@ def pair_cdnv_rowsums(means, v):  # pragma: no cover - compiled
         if c - 1 - h != h:
             _cdnv_row(means, v, c - 1 - h, sums, zero_partner, n_zero)
     return sums, n_zero, zero_partner
+
+
+@njit(cache=True, fastmath=_FM)
+def chan_merge_into(counts, means, scatter, idx, nb, mb, sb, delta):  # pragma: no cover
+    """In-place Chan et al. merge of batch moments (nb, mb, sb) into slots ``idx``.
+
+    For each batch class k going to slot c = idx[k]: δ = mb_k − μ_c, μ_c += δ nb/n,
+    M_c += sb_k + ‖δ‖² na nb / n. ``delta`` (K × p) receives δ·sqrt(na nb / n) so that the
+    caller can add the rank-one scatter-matrix corrections as one matrix product.
+    """
+    p = means.shape[1]
+    for k in range(idx.shape[0]):
+        c = idx[k]
+        na = counts[c]
+        n = na + nb[k]
+        if na == 0:
+            for j in range(p):
+                means[c, j] = mb[k, j]
+                delta[k, j] = 0.0
+            scatter[c] = sb[k]
+            counts[c] = n
+            continue
+        f = nb[k] / n
+        w = na * (nb[k] / n)
+        r = np.sqrt(w)
+        s = 0.0
+        for j in range(p):
+            d = mb[k, j] - means[c, j]
+            delta[k, j] = d * r
+            means[c, j] += d * f
+            s += d * d
+        scatter[c] += sb[k] + w * s
+        counts[c] = n

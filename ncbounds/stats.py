@@ -201,17 +201,18 @@ def _cpu_array(features: Any) -> np.ndarray:
 
 
 def _numba_moments(x: np.ndarray, inv: np.ndarray, n_classes: int, original: Any):
-    from ._kernels import N_CHUNKS, class_scatter, first_rows, shifted_class_sums
+    from ._kernels import class_scatter, first_rows, row_chunks, shifted_class_sums
 
+    chunks = row_chunks(x.shape[0])
     first = first_rows(inv, n_classes)
     ref = x[first].astype(np.float64)
-    counts_p, sums_p = shifted_class_sums(x, inv, ref, N_CHUNKS)
+    counts_p, sums_p = shifted_class_sums(x, inv, ref, chunks)
     counts = counts_p.sum(axis=0)
     shifted = sums_p.sum(axis=0)
     if not np.isfinite(shifted).all():
         raise_nonfinite(original)
     means = ref + shifted / counts[:, None]
-    scatter = class_scatter(x, inv, means, N_CHUNKS).sum(axis=0)
+    scatter = class_scatter(x, inv, means, chunks).sum(axis=0)
     if not np.isfinite(scatter).all():
         raise_nonfinite(original)
     return counts, means, scatter
@@ -336,6 +337,14 @@ def merge_moments(a: Moments, b: Moments) -> Moments:
     return Moments(classes, n, means, scatter, within, per_class, max(a.eps, b.eps))
 
 
+def _copy_moments(m: Moments) -> Moments:
+    def cp(a):
+        return None if a is None else a.copy()
+
+    return Moments(m.classes.copy(), m.counts.copy(), m.means.copy(), m.scatter.copy(),
+                   cp(m.within), cp(m.per_class), m.eps)
+
+
 class ClassStats:
     r"""Streaming per-class statistics: ``update`` batch by batch, ``merge`` across workers.
 
@@ -399,14 +408,17 @@ class ClassStats:
             "per_class" if moments.per_class is not None else None
         )
         stats = cls(scatter_matrix=kind)
-        stats._m = moments
+        stats._m = _copy_moments(moments)
         return stats
 
     # -- accumulator protocol -----------------------------------------------------------
     def update(self, features: Any, labels: Any) -> "ClassStats":
         """Add one batch (numpy array or torch tensor of shape (n, p), labels (n,)); returns self."""
         batch = batch_moments(features, labels, scatter_matrix=self._kind)
-        self._m = batch if self._m is None else merge_moments(self._m, batch)
+        if self._m is None:
+            self._m = batch
+        else:
+            self._fold(batch)
         return self
 
     def merge(self, other: "ClassStats") -> "ClassStats":
@@ -414,8 +426,38 @@ class ClassStats:
         if not isinstance(other, ClassStats):
             raise NCBoundsError(f"other: expected a ClassStats, got {describe(other)}")
         if other._m is not None:
-            self._m = other._m if self._m is None else merge_moments(self._m, other._m)
+            if self._m is None:
+                self._m = _copy_moments(other._m)
+            else:
+                self._fold(other._m)
         return self
+
+    def _fold(self, b: Moments) -> None:
+        """Merge ``b`` into the state: in place when its classes are already known (the
+        streaming case), through :func:`merge_moments` otherwise."""
+        a = self._m
+        idx = np.searchsorted(a.classes, b.classes)
+        known = (
+            a.dim == b.dim
+            and (a.within is None) == (b.within is None)
+            and (a.per_class is None) == (b.per_class is None)
+            and bool(np.all(idx < a.classes.size))
+            and bool(np.array_equal(a.classes[np.minimum(idx, a.classes.size - 1)], b.classes))
+        )
+        if not known:
+            self._m = merge_moments(a, b)
+            return
+        from ._kernels import chan_merge_into
+
+        delta = np.empty_like(b.means)
+        chan_merge_into(a.counts, a.means, a.scatter, idx, b.counts, b.means, b.scatter, delta)
+        if a.within is not None:
+            a.within += b.within
+            a.within += delta.T @ delta
+        if a.per_class is not None:
+            a.per_class[idx] += b.per_class + delta[:, :, None] * delta[:, None, :]
+        if b.eps > a.eps:
+            self._m = replace(a, eps=b.eps)
 
     def reset(self) -> "ClassStats":
         """Forget everything seen; returns self."""
@@ -423,15 +465,19 @@ class ClassStats:
         return self
 
     def copy(self) -> "ClassStats":
-        """An independent copy."""
-        return ClassStats.from_moments(replace(self.moments)) if self._m is not None else ClassStats(
-            scatter_matrix=self._kind
-        )
+        """An independent (deep) copy."""
+        out = ClassStats(scatter_matrix=self._kind)
+        out._m = None if self._m is None else _copy_moments(self._m)
+        return out
 
     # -- read-out -------------------------------------------------------------------------
     @property
     def moments(self) -> Moments:
-        """The accumulated :class:`Moments` (error when nothing was seen yet)."""
+        """The accumulated :class:`Moments` (error when nothing was seen yet).
+
+        These are the live arrays of the accumulator (no copy): treat them as read-only, and
+        use :meth:`copy` to keep a snapshot across later updates.
+        """
         if self._m is None:
             raise NCBoundsError("ClassStats: expected at least one update, got an empty accumulator")
         return self._m
