@@ -488,7 +488,9 @@ def _read_connection(path: Path, name: str) -> sqlite3.Connection:
 
     The file is never modified, and no side file is created unless a ``-wal`` file is
     already there (a writer is active or was killed): otherwise the file is opened as
-    immutable, since a WAL-mode file without ``-wal`` is complete in itself.
+    immutable, since a WAL-mode file without ``-wal`` is complete in itself (this also works
+    on read-only media). A writer that starts during such a read could checkpoint under it;
+    sweeps keep their ``-wal`` while they run, so reading during a sweep is safe.
     """
     if not path.exists():
         raise NCBoundsError(f"{name}: expected an existing sweep store, got no file at {path}")
@@ -557,23 +559,28 @@ class _Store:
         if not path.exists() or (path.stat().st_size == 0 and not wal.exists()):
             path.parent.mkdir(parents=True, exist_ok=True)
             conn = _connect(path, "mode=rwc")
-            conn.execute("PRAGMA journal_mode = WAL")
-            store = cls(conn)
-            with store.transaction():
-                for statement in _SCHEMA_SQL:
-                    conn.execute(statement)
-                conn.executemany(
-                    "INSERT INTO ncbounds_store VALUES (?, ?)",
-                    [("format", STORE_FORMAT), ("schema_version", str(SCHEMA_VERSION))],
-                )
+            new = True
         else:
             _read_connection(path, "store").close()  # validate before writing anything
             conn = _connect(path, "mode=rw")
+            new = False
+        store = cls(conn)
+        try:
             conn.execute("PRAGMA journal_mode = WAL")
-            store = cls(conn)
-        # WAL + synchronous=NORMAL: a commit survives the death of the process (kill -9);
-        # only a power cut may lose the last commits, and never leaves a cell half-written.
-        conn.execute("PRAGMA synchronous = NORMAL")
+            # WAL + synchronous=NORMAL: a commit survives the death of the process (kill -9);
+            # only a power cut may lose the last commits, and never leaves a cell half-written.
+            conn.execute("PRAGMA synchronous = NORMAL")
+            if new:
+                with store.transaction():
+                    for statement in _SCHEMA_SQL:
+                        conn.execute(statement)
+                    conn.executemany(
+                        "INSERT INTO ncbounds_store VALUES (?, ?)",
+                        [("format", STORE_FORMAT), ("schema_version", str(SCHEMA_VERSION))],
+                    )
+        except BaseException:
+            conn.close()
+            raise
         return store
 
     @contextlib.contextmanager
@@ -913,7 +920,8 @@ def run_sweep(
             disable=not show, dynamic_ncols=True,
         )
         try:
-            bar.set_postfix(counts, refresh=False)
+            if show:
+                bar.set_postfix(counts, refresh=False)
             if todo:
                 with _open_executor(executor, n_jobs, len(todo)) as (pool, workers):
                     limit = max_in_flight or (4 * workers if workers else 256)
@@ -922,8 +930,9 @@ def run_sweep(
                         counts["done" if outcome[0] else "failed"] += 1
                         counts["remaining"] -= 1
                         cell_time += outcome[4] or 0.0
-                        bar.set_postfix(counts, refresh=False)
-                        bar.update(1)
+                        if show:
+                            bar.set_postfix(counts, refresh=False)
+                            bar.update(1)
         finally:
             bar.close()
     finally:
@@ -968,7 +977,7 @@ def _frame(records: list[dict], config_keys: dict, field_keys: dict, tail: Seque
     import pandas as pd
 
     fields = [k for k in field_keys if k not in config_keys and k != "seed"]
-    columns = [*config_keys, "seed", *fields, *tail]
+    columns = [*sorted(config_keys), "seed", *fields, *tail]
     return pd.DataFrame.from_records(records, columns=columns)
 
 

@@ -332,10 +332,15 @@ KILL_SCRIPT = textwrap.dedent(
 def count_done(store: Path) -> int:
     """Done cells in a store being written by another process (0 while it is not there)."""
     try:
-        with sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=5) as conn:
-            return conn.execute("SELECT count(*) FROM cells WHERE status = 'done'").fetchone()[0]
+        conn = sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=5)
     except sqlite3.Error:
         return 0
+    try:
+        return conn.execute("SELECT count(*) FROM cells WHERE status = 'done'").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+    finally:
+        conn.close()
 
 
 def test_sigkill_mid_sweep_then_rerun_equals_uninterrupted_run(tmp_path):
@@ -383,11 +388,12 @@ def make_text(path):
 
 
 def make_foreign_sqlite(path, wal=False):
-    with sqlite3.connect(path) as conn:
-        if wal:
-            conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("CREATE TABLE measurements (x REAL)")
-        conn.execute("INSERT INTO measurements VALUES (1.5)")
+    conn = sqlite3.connect(path)
+    if wal:
+        conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("CREATE TABLE measurements (x REAL)")
+    conn.execute("INSERT INTO measurements VALUES (1.5)")
+    conn.commit()
     conn.close()
 
 
