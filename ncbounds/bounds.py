@@ -201,10 +201,11 @@ class Bound:
     broadcast and give an array. :meth:`capped` caps probabilities at 1, :meth:`symbolic`
     gives the exact sympy value.
 
+    >>> V = nearest_mean.symbols["cdnv"]
     >>> b = Bound("toy", theory_item="T1", statement="twice the CDNV", kind="cdnv",
-    ...           expr=2 * _KEYWORDS["cdnv"].symbol, keywords=("cdnv",), assumptions=())
-    >>> b(cdnv=0.25), b.latex
-    (0.5, '2 V')
+    ...           expr=2 * V, keywords=("cdnv",), assumptions=())
+    >>> b(cdnv=0.25), b.latex, b.symbolic(cdnv=0.25)
+    (0.5, '2 V', 1/2)
     """
 
     def __init__(
@@ -669,7 +670,8 @@ new_samples = Bound(
 
     e_c = eps2_c + 2 ||mu_f(S_c)|| eps1_c + eps1_c^2 bounds Var_f(P_c) - Var_f(S_c), and
     ||mu_f(P_i) - mu_f(P_j)|| >= b - eta. When b <= eta the bound is vacuous and the value is
-    +inf (a sympy Piecewise, so vectorised calls give +inf element by element). With the
+    +inf (a sympy Piecewise, so vectorised calls give +inf element by element; no warning,
+    since a vacuous regime is an answer, not a failure). With the
     eps's from :data:`eps1_mcdiarmid` and :data:`eps2_hoeffding` at delta' = delta/4 it holds
     with probability >= 1 - delta; see :func:`new_samples_from_samples`.
 

@@ -18,6 +18,15 @@ from ncbounds import NCBoundsError, NCBoundsWarning, bounds
 from ncbounds.verdict import check_coverage
 
 REGISTRY = bounds.registry()
+
+
+@pytest.fixture(autouse=True)
+def _mpmath_precision():
+    """30 significant digits for the mpmath references, restored afterwards."""
+    with mpmath.workdps(30):
+        yield
+
+
 EXPECTED_ORDER = [
     "nearest_mean", "nearest_mean_unequal", "nearest_mean_anisotropic", "known_means",
     "spherical_as_stated", "spherical", "eps1_mcdiarmid", "eps2_hoeffding", "eps1_rademacher",
@@ -159,6 +168,7 @@ def test_inf_cdnv_gives_the_limit():
     assert bounds.known_means(cdnv_directional=math.inf) == 1.0
     out = bounds.known_means(cdnv_directional=np.array([0.0, 0.25, math.inf]))
     np.testing.assert_array_equal(out, [0.0, 0.5, 1.0])
+    assert bounds.known_means.symbolic(cdnv_directional=math.inf) == 1  # limit, not oo/oo
     assert bounds.nearest_mean(cdnv=math.inf, shots=3) == math.inf
     assert bounds.nearest_mean.capped(cdnv=math.inf, shots=3) == 1.0
 
@@ -308,7 +318,6 @@ def _solve_decreasing(tail, target):
 
 @pytest.mark.parametrize("radius,m,delta", [(1.0, 10, 0.05), (3.5, 20000, 1e-3), (0.2, 7, 0.5)])
 def test_epsilons_solve_their_tail_equations(radius, m, delta):
-    mpmath.mp.dps = 30
     B, M, dl = mpmath.mpf(radius), mpmath.mpf(m), mpmath.mpf(delta)
     # McDiarmid, bounded differences 2B/m: Pr(dev >= t) <= exp(-2 t^2 / (m (2B/m)^2)).
     t = _solve_decreasing(lambda t: mpmath.exp(-2 * t**2 / (M * (2 * B / M) ** 2)), dl)
@@ -326,7 +335,6 @@ def test_epsilons_solve_their_tail_equations(radius, m, delta):
 def test_new_classes_solves_the_u_statistic_tail(sources, sides):
     # Hoeffding (1963) for an order-2 U-statistic with values in [0, M]:
     # Pr(G - Ghat >= t) <= exp(-2 floor(l/2) t^2 / M^2); sides x that = delta.
-    mpmath.mp.dps = 30
     Mx, delta, g = mpmath.mpf("2.5"), mpmath.mpf("0.01"), 0.125
     t = _solve_decreasing(lambda t: sides * mpmath.exp(-2 * (sources // 2) * t**2 / Mx**2), delta)
     value = bounds.new_classes(cdnv_source=g, cdnv_max=2.5, sources=sources, delta=0.01,
@@ -338,10 +346,10 @@ def test_new_classes_solves_the_u_statistic_tail(sources, sides):
                                          (4096, 1000)])
 def test_cube_margin_against_mpmath(dim, classes):
     # Direct evaluation of s (2 delta / (N (N-1) V_p))^(1/p) in 50-digit arithmetic.
-    mpmath.mp.dps = 50
-    s, delta = mpmath.mpf("1.5"), mpmath.mpf("0.01")
-    vp = mpmath.pi ** (mpmath.mpf(dim) / 2) / mpmath.gamma(mpmath.mpf(dim) / 2 + 1)
-    ref = s * (2 * delta / (classes * (classes - 1) * vp)) ** (mpmath.mpf(1) / dim)
+    with mpmath.workdps(50):
+        s, delta = mpmath.mpf("1.5"), mpmath.mpf("0.01")
+        vp = mpmath.pi ** (mpmath.mpf(dim) / 2) / mpmath.gamma(mpmath.mpf(dim) / 2 + 1)
+        ref = s * (2 * delta / (classes * (classes - 1) * vp)) ** (mpmath.mpf(1) / dim)
     got = bounds.cube_margin(side=1.5, classes=classes, dim=dim, delta=0.01)
     assert got == pytest.approx(float(ref), rel=1e-11)
 
