@@ -1,4 +1,4 @@
-"""Resumable sweeps: a grid of configurations × seeds, one pure function per cell, results in SQLite.
+"""Resumable sweeps: configurations × seeds, one pure function per cell, results in SQLite.
 
 A *sweep* evaluates a *cell function* ``cell(config, seed) -> rows`` on every pair
 ``(config, seed)`` of a grid, where ``rows`` is a list of dicts (or a pandas DataFrame): tidy
