@@ -201,6 +201,11 @@ class Bound:
     broadcast and give an array. :meth:`capped` caps probabilities at 1, :meth:`symbolic`
     gives the exact sympy value.
 
+    Constructing one: ``expr`` must use exactly the symbols of ``keywords`` (shared keyword
+    names, e.g. ``nearest_mean.symbols["cdnv"]``); ``relations`` lists pairs (a, b) that must
+    satisfy a <= b; ``stable_log_form`` evaluates exp(log(expr)) with log Gamma (for
+    dimension-dependent volumes).
+
     >>> V = nearest_mean.symbols["cdnv"]
     >>> b = Bound("toy", theory_item="T1", statement="twice the CDNV", kind="cdnv",
     ...           expr=2 * V, keywords=("cdnv",), assumptions=())
@@ -227,7 +232,14 @@ class Bound:
         doc: str = "",
     ) -> None:
         if kind not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+            raise NCBoundsError(f"kind: expected one of {', '.join(KINDS)}, got {kind!r}")
+        unknown = [k for k in (*keywords, *(defaults or {})) if k not in _KEYWORDS]
+        if unknown or not set(defaults or {}) <= set(keywords):
+            raise NCBoundsError(
+                f"keywords: expected shared keyword names ({', '.join(_KEYWORDS)}) with "
+                f"defaults among them, got keywords {list(keywords)}, defaults "
+                f"{list(defaults or {})}"
+            )
         self.name = name
         self.theory_item = theory_item
         self.reference = f"{PAPER}; THEORY.md item {theory_item}"
@@ -244,8 +256,11 @@ class Bound:
         self._relations = relations
         stray = expr.free_symbols - set(self.symbols.values())
         unused = set(self.symbols.values()) - expr.free_symbols
-        if stray or unused:  # pragma: no cover - a definition error in this module
-            raise ValueError(f"{name}: symbols {stray} not keywords, keywords {unused} unused")
+        if stray or unused:
+            raise NCBoundsError(
+                f"expr: expected exactly the symbols of the keywords, got stray symbols "
+                f"{sorted(map(str, stray))} and unused keyword symbols {sorted(map(str, unused))}"
+            )
         numeric, modules = expr, ["scipy", "numpy"]
         if stable_log_form:
             # The same formula evaluated as exp(log(...)) with log Gamma (scipy's gammaln) in

@@ -124,6 +124,12 @@ class Measurement:
             raise NCBoundsError(
                 f"kind: expected 'error_rate', 'exact' or 'mean', got {self.kind!r}"
             )
+        if self.kind == "error_rate" and (self.errors is None or self.trials is None):
+            raise NCBoundsError("errors, trials: an error_rate measurement needs both; "
+                                "build it with Measurement.error_rate(errors, trials)")
+        if self.kind == "mean" and (self.values is None or np.size(self.values) < 2):
+            raise NCBoundsError("values: a mean measurement needs at least 2 values; "
+                                "build it with Measurement.from_values(values)")
 
     @classmethod
     def error_rate(cls, errors: int, trials: int, *, label: str = "") -> Measurement:
@@ -176,11 +182,10 @@ class Measurement:
         if self.kind == "exact":
             return ConfidenceInterval(self.estimate, self.estimate)
         if self.kind == "error_rate":
-            assert self.errors is not None and self.trials is not None
             return clopper_pearson(self.errors, self.trials, level, alternative)
-        assert self.values is not None
-        n = self.values.size
-        sem = float(np.std(self.values, ddof=1)) / math.sqrt(n)
+        values = np.asarray(self.values, dtype=np.float64)
+        n = values.size
+        sem = float(np.std(values, ddof=1)) / math.sqrt(n)
         alpha = 1.0 - level
         tail = alpha / 2 if alternative == "two-sided" else alpha
         half = float(stats.t.ppf(1.0 - tail, n - 1)) * sem

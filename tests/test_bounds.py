@@ -529,3 +529,18 @@ def test_signature_lists_keywords():
     assert list(sig.parameters) == ["cdnv", "shots", "ways"]
     assert sig.parameters["ways"].default == 2
     assert all(p.kind is p.KEYWORD_ONLY for p in sig.parameters.values())
+
+
+def test_constructing_a_bound_validates_its_definition():
+    V, n = bounds.nearest_mean.symbols["cdnv"], bounds.nearest_mean.symbols["shots"]
+    common = dict(theory_item="T1", statement="s", assumptions=())
+    mine = bounds.Bound("mine", expr=V / n, keywords=("cdnv", "shots"), kind="cdnv", **common)
+    assert mine(cdnv=1.0, shots=4) == 0.25 and mine.symbolic(cdnv=1, shots=4) == sp.Rational(1, 4)
+    with pytest.raises(NCBoundsError, match="kind: expected one of"):
+        bounds.Bound("x", expr=V, keywords=("cdnv",), kind="length", **common)
+    with pytest.raises(NCBoundsError, match="keywords: expected shared keyword names"):
+        bounds.Bound("x", expr=V, keywords=("cdnv", "variance"), kind="cdnv", **common)
+    with pytest.raises(NCBoundsError, match=r"expr: .*unused keyword symbols \['n'\]"):
+        bounds.Bound("x", expr=V, keywords=("cdnv", "shots"), kind="cdnv", **common)
+    with pytest.raises(NCBoundsError, match=r"expr: .*stray symbols \['z'\]"):
+        bounds.Bound("x", expr=V * sp.Symbol("z"), keywords=("cdnv",), kind="cdnv", **common)

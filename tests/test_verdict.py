@@ -118,6 +118,8 @@ def test_measurements_basic_properties():
         (lambda: Measurement.from_values([1.0]), r"values: expected a 1-D array of at least 2"),
         (lambda: Measurement.from_values([1.0, np.inf]), r"values: expected finite numbers"),
         (lambda: Measurement(0.1, "guess"), r"kind: expected"),
+        (lambda: Measurement(0.1, "error_rate"), r"errors, trials: .* needs both"),
+        (lambda: Measurement(0.1, "mean"), r"values: a mean measurement needs"),
         (lambda: Measurement.exact(0.1).confidence_interval(1.0), r"level: expected"),
         (lambda: Measurement.exact(0.1).confidence_interval(0.9, "upper"), r"alternative:"),
         (lambda: check(float("nan"), 0.1), r"bound_value: expected a number >= 0"),
