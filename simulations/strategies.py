@@ -66,6 +66,9 @@ SHAPES = ("isotropic", "diagonal", "full", "spiked")
 #: mean layouts of the strategies ("integer": small distinct integer vectors)
 LAYOUTS = ("integer", "simplex", "gaussian", "cube")
 _SEEDS = st.integers(0, 2**16 - 1)
+#: atom weights before normalisation: powers of two 1..256, so rare atoms (weight down to
+#: about 1/257) are drawn as often as balanced ones; Markov-type bounds are tight there
+_WEIGHTS = st.integers(0, 8).map(lambda j: 2**j)
 
 
 def _strategy(value: Any) -> SearchStrategy:
@@ -201,7 +204,7 @@ _RADIUS_ATOMS = (0.0, 0.25, 0.5, 1.0, 2.0, 3.0)
 def _radius_law(draw: Callable, n_atoms: Any) -> tuple[list[float], list[float]]:
     k = draw(_strategy(n_atoms))
     radii = draw(st.lists(st.sampled_from(_RADIUS_ATOMS), min_size=1, max_size=k, unique=True))
-    weights = draw(st.lists(st.integers(1, 20), min_size=len(radii), max_size=len(radii)))
+    weights = draw(st.lists(_WEIGHTS, min_size=len(radii), max_size=len(radii)))
     total = float(sum(weights))
     return radii, [w / total for w in weights]
 
@@ -220,7 +223,7 @@ def spherical_families(
     """:class:`SphericalClasses` μ_c + R·U with atomic radius laws (THEORY.md T2).
 
     Radius atoms are drawn from {0, ¼, ½, 1, 2, 3} × (smallest distance between means), with
-    integer weights 1..20 normalised; one law for all classes when ``shared_law``. With a
+    weights 2^j (j = 0..8) normalised; one law for all classes when ``shared_law``. With a
     ``cdnv`` value the radii are rescaled so the average CDNV equals it; ``cdnv=None`` (the
     default) keeps the drawn radii, which reach the regime of THEORY.md's counterexample.
     """
@@ -259,8 +262,8 @@ def finite_support_families(
 ) -> FiniteSupportClasses:
     """:class:`FiniteSupportClasses` with small integer atoms (exact ties, exact errors).
 
-    Each class has 1..``n_atoms`` distinct atoms with integer coordinates and integer weights
-    1..20 normalised; families whose class means coincide are rejected.
+    Each class has 1..``n_atoms`` distinct atoms with integer coordinates and weights 2^j
+    (j = 0..8) normalised; families whose class means coincide are rejected.
     """
     p = draw(_strategy(dim))
     c = draw(_strategy(n_classes))
@@ -269,7 +272,7 @@ def finite_support_families(
     for _ in range(c):
         k = draw(_strategy(n_atoms))
         rows = draw(st.lists(st.tuples(*[coords] * p), min_size=1, max_size=k, unique=True))
-        w = draw(st.lists(st.integers(1, 20), min_size=len(rows), max_size=len(rows)))
+        w = draw(st.lists(_WEIGHTS, min_size=len(rows), max_size=len(rows)))
         atoms.append(np.array(rows, dtype=np.float64))
         weights.append(np.asarray(w, dtype=np.float64) / float(sum(w)))
     fam = FiniteSupportClasses(atoms, weights)
