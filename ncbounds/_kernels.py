@@ -2,11 +2,10 @@
 
 The kernels are deliberately small; the math lives in the callers' docstrings.
 
-* :func:`shifted_class_sums` – pass 1: per-class counts and sums of ``x - ref[class]`` in
-  float64, where ``ref[c]`` is the first row of class ``c``. Shifting by a member of the class
-  keeps the summands at the scale of the class spread, so a large common offset costs no
-  digits (the float32 → float64 difference of two float32 numbers is exact).
-* :func:`class_scatter` – pass 2: per-class centred scatter Σ‖x − μ_c‖² in float64.
+* :func:`class_moments` – per-class counts, means and centred scatter Σ‖x − μ_c‖² in two
+  passes: sums of ``x - ref[class]`` with ``ref[c]`` the first row of class ``c`` (shifting
+  by a member of the class keeps the summands at the scale of the class spread, so a large
+  common offset costs no digits), then the squared deviations from the means.
 * :func:`pairwise_sqdist` – ‖μ_i − μ_j‖² for all pairs in the difference form, never the
   expanded ‖a‖² + ‖b‖² − 2⟨a, b⟩.
 
@@ -23,21 +22,27 @@ import numpy as np
 from numba import njit, prange
 
 __all__ = [
-    "row_chunks",
+    "PARALLEL_ROWS",
     "chan_merge_into",
-    "class_scatter",
+    "class_moments",
     "first_rows",
     "pair_cdnv_rowsums",
     "pairwise_sqdist",
-    "shifted_class_sums",
 ]
 
 _FM = {"reassoc", "contract"}
 
 
-def row_chunks(n_rows: int) -> int:
-    """Row chunks for ``n_rows`` rows: one per 512 rows, at most 8 (a function of n only)."""
-    return int(min(8, max(1, n_rows // 512)))
+#: inputs with at least this many rows use the multi-threaded kernel
+PARALLEL_ROWS = 32768
+
+
+def class_moments(x, inv, n_classes):
+    """Dispatch to the serial or parallel moments kernel; the chunking depends on the number
+    of rows only, never on the thread count, so results are reproducible bit for bit."""
+    if x.shape[0] >= PARALLEL_ROWS:
+        return moments_parallel(x, inv, n_classes, 8)
+    return moments_serial(x, inv, n_classes, 1)
 
 
 @njit(cache=True)
@@ -55,46 +60,73 @@ def first_rows(inv, n_classes):  # pragma: no cover - compiled
     return first
 
 
-@njit(parallel=True, cache=True, fastmath=_FM)
-def shifted_class_sums(x, inv, ref, n_chunks):  # pragma: no cover - compiled
-    """Per-chunk counts (n_chunks × C) and sums of x − ref[c] (n_chunks × C × p), float64."""
+def _moments(x, inv, n_classes, chunks):  # pragma: no cover - compiled below
+    """Per-class counts (C,), means (C × p) and centred scatter Σ‖x − μ_c‖² (C,), float64.
+
+    Pass 1 sums x − ref[c] per class, ref[c] the first row of class c (a shift inside the
+    class: a common offset cancels exactly, since the float64 difference of two float32
+    numbers is exact). Pass 2 sums ‖x − μ_c‖² directly. Rows are split into ``chunks``
+    contiguous chunks whose partial sums are added in chunk order. ``ok`` is False when a
+    NaN or inf reached an accumulator.
+    """
     n, p = x.shape
-    n_classes = ref.shape[0]
-    sums = np.zeros((n_chunks, n_classes, p))
-    counts = np.zeros((n_chunks, n_classes), np.int64)
-    step = (n + n_chunks - 1) // n_chunks
-    for t in prange(n_chunks):
+    first = first_rows(inv, n_classes)
+    ref = np.empty((n_classes, p))
+    for c in range(n_classes):
+        for j in range(p):
+            ref[c, j] = x[first[c], j]
+    part = np.zeros((chunks, n_classes, p))
+    cnt = np.zeros((chunks, n_classes), np.int64)
+    step = (n + chunks - 1) // chunks
+    for t in prange(chunks):
         lo = t * step
         hi = min(n, lo + step)
         for i in range(lo, hi):
             c = inv[i]
-            counts[t, c] += 1
-            row = sums[t, c]
+            cnt[t, c] += 1
+            row = part[t, c]
             r = ref[c]
             for j in range(p):
                 row[j] += np.float64(x[i, j]) - r[j]
-    return counts, sums
-
-
-@njit(parallel=True, cache=True, fastmath=_FM)
-def class_scatter(x, inv, centre, n_chunks):  # pragma: no cover - compiled
-    """Per-chunk centred scatter Σ_i ‖x_i − centre[y_i]‖² per class (n_chunks × C), float64."""
-    n, p = x.shape
-    n_classes = centre.shape[0]
-    out = np.zeros((n_chunks, n_classes))
-    step = (n + n_chunks - 1) // n_chunks
-    for t in prange(n_chunks):
+    counts = np.zeros(n_classes, np.int64)
+    means = np.empty((n_classes, p))
+    ok = True
+    for c in range(n_classes):
+        for t in range(chunks):
+            counts[c] += cnt[t, c]
+        inv_n = 1.0 / counts[c]
+        for j in range(p):
+            s = 0.0
+            for t in range(chunks):
+                s += part[t, c, j]
+            means[c, j] = ref[c, j] + s * inv_n
+            if not np.isfinite(s):
+                ok = False
+    part2 = np.zeros((chunks, n_classes))
+    for t in prange(chunks):
         lo = t * step
         hi = min(n, lo + step)
         for i in range(lo, hi):
             c = inv[i]
-            m = centre[c]
-            s = 0.0
+            m = means[c]
+            acc = 0.0
             for j in range(p):
                 d = np.float64(x[i, j]) - m[j]
-                s += d * d
-            out[t, c] += s
-    return out
+                acc += d * d
+            part2[t, c] += acc
+    scatter = np.zeros(n_classes)
+    for c in range(n_classes):
+        for t in range(chunks):
+            scatter[c] += part2[t, c]
+        if not np.isfinite(scatter[c]):
+            ok = False
+    return counts, means, scatter, ok
+
+
+#: the same kernel compiled twice: multi-threaded for large inputs, serial for small batches
+#: (a parallel region per small batch costs more than it saves, worst on a loaded machine)
+moments_parallel = njit(parallel=True, cache=True, fastmath=_FM)(_moments)
+moments_serial = njit(parallel=False, cache=True, fastmath=_FM)(_moments)
 
 
 @njit(cache=True, fastmath=_FM)

@@ -201,19 +201,10 @@ def _cpu_array(features: Any) -> np.ndarray:
 
 
 def _numba_moments(x: np.ndarray, inv: np.ndarray, n_classes: int, original: Any):
-    from ._kernels import class_scatter, first_rows, row_chunks, shifted_class_sums
+    from ._kernels import class_moments
 
-    chunks = row_chunks(x.shape[0])
-    first = first_rows(inv, n_classes)
-    ref = x[first].astype(np.float64)
-    counts_p, sums_p = shifted_class_sums(x, inv, ref, chunks)
-    counts = counts_p.sum(axis=0)
-    shifted = sums_p.sum(axis=0)
-    if not np.isfinite(shifted).all():
-        raise_nonfinite(original)
-    means = ref + shifted / counts[:, None]
-    scatter = class_scatter(x, inv, means, chunks).sum(axis=0)
-    if not np.isfinite(scatter).all():
+    counts, means, scatter, ok = class_moments(x, inv, n_classes)
+    if not ok:
         raise_nonfinite(original)
     return counts, means, scatter
 
