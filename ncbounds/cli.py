@@ -5,6 +5,11 @@ Commands (``ncbounds --help``):
 * ``metrics FILE.npz | --example``: CDNV and the neural-collapse metrics of a feature set.
 * ``fewshot FILE.npz | --example``: few-shot accuracy (ridge or nearest-mean head) with a 95%
   confidence interval over episodes.
+* ``bounds``: every statement of THEORY.md as a checkable bound, with its assumptions.
+* ``check FILE.npz | --example``: the features' CDNV, the k-way n-shot bound T1b, the measured
+  nearest-mean error on episodes, and the verdict.
+* ``simulate NAME --out DIR``: the simulation experiments E1–E5 (resumable sweeps).
+* ``train --out DIR``: train a network on source classes and track neural collapse (N1–N3).
 
 This module is the project's face: it may import the upper layers (``simulations``,
 ``figures``), but only lazily inside the commands that need them (DESIGN.md).
@@ -114,6 +119,90 @@ def _cmd_fewshot(args) -> int:
     return 0
 
 
+def _cmd_bounds(args) -> int:
+    from . import bounds
+
+    reg = bounds.registry()
+    if args.name:
+        unknown = [n for n in args.name if n not in reg]
+        if unknown:
+            raise NCBoundsError(f"NAME: expected one of {sorted(reg)}, got {unknown}")
+        reg = {n: reg[n] for n in args.name}
+    print("\n\n".join(b.describe() for b in reg.values()))
+    return 0
+
+
+def _cmd_check(args) -> int:
+    """T1b on real features: bound from the CDNV of all classes, error measured on episodes.
+
+    Averaging the T1b bound over random k-class tasks gives 16 (k − 1)(1 + 2/n) times the
+    average CDNV over all pairs of classes (each pair is equally likely to be in a task), so
+    that is the bound compared with the mean episode error. The feature set is treated as the
+    population (each class uniform on its samples); episodes draw support and queries
+    without replacement, a small departure from the i.i.d. draws of the statement.
+
+    The per-episode error rates r_e ∈ [0, 1] are i.i.d. with mean E_S err, but the queries
+    inside an episode share a support set, so pooling them as Bernoulli trials would be
+    over-confident. Instead each episode is reduced to one Bernoulli(r_e) draw (seeded
+    randomised rounding): those are i.i.d. Bernoulli(E_S err) trials, so the exact
+    Clopper–Pearson interval applies with no approximation.
+    """
+    from . import bounds, fewshot, metrics, verdict
+
+    x, y, source = _load(args)
+    v = metrics.cdnv(x, y)
+    bound = float(bounds.nearest_mean(cdnv=v, shots=args.shots, ways=args.ways))
+    res = fewshot.evaluate(
+        x, y, ways=args.ways, shots=args.shots, queries=args.queries,
+        episodes=args.episodes, head="ncm", rng=args.seed,
+    )
+    rates = 1.0 - np.asarray(res.accuracies, dtype=float)
+    draws = np.random.default_rng([args.seed, 1]).random(rates.size) < rates
+    measured = verdict.Measurement.error_rate(int(draws.sum()), int(rates.size))
+    ver = verdict.check(bound, measured, confidence=args.confidence)
+    if args.json:
+        print(json.dumps({
+            "source": source, "ways": args.ways, "shots": args.shots, "episodes": args.episodes,
+            "cdnv": v, "bound": bound, "bound_capped": min(bound, 1.0),
+            "error": float(rates.mean()), "error_rounded": ver.estimate, "low": ver.low, "high": ver.high, "confidence": ver.confidence,
+            "status": ver.status, "slack": ver.slack, "vacuous": ver.vacuous,
+        }, indent=2))
+        return 0
+    print(f"# {source}")
+    print(f"statement   T1b: E_S err <= 16 (k-1)(1+2/n) Avg V   (k = {args.ways}, n = {args.shots})")
+    print(f"CDNV        {v:.6g}")
+    print(f"bound       {bound:.6g}" + ("   (vacuous: >= 1)" if bound >= 1 else ""))
+    print(
+        f"measured    {rates.mean():.6g}   nearest-mean error over {args.episodes} episodes; "
+        f"{100 * ver.confidence:g}% Clopper-Pearson interval [{ver.low:.4g}, {ver.high:.4g}]"
+    )
+    print(f"verdict     {ver.status}   slack (bound / measured) {ver.slack:.3g}")
+    return 0
+
+
+def _cmd_simulate(args) -> int:
+    from simulations import experiments
+
+    path = experiments.run_experiment(
+        args.name, out=args.out, quick=args.quick,
+        n_jobs=None if args.executor else args.n_jobs, executor=args.executor,
+        progress=False if args.quiet else None,
+    )
+    print(f"results: {path}  (load with simulations.sweep.load_results(path, name={args.name!r}))")
+    return 0
+
+
+def _cmd_train(args) -> int:
+    from simulations import training
+
+    path = training.run_training_experiment(
+        args.experiment, out=args.out, quick=args.quick, device=args.device,
+        progress=False if args.quiet else None,
+    )
+    print(f"results: {path}")
+    return 0
+
+
 def _add_input(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", nargs="?", help=".npz file with features and labels")
     p.add_argument("--example", action="store_true", help="use a built-in synthetic feature set")
@@ -140,6 +229,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, default=1000)
     p.add_argument("--head", choices=["ridge", "ncm"], default="ridge")
     p.set_defaults(func=_cmd_fewshot)
+
+    p = sub.add_parser("bounds", help="list the bounds (THEORY.md T1-T4) with statements and assumptions")
+    p.add_argument("name", nargs="*", help="only these bounds (default: all)")
+    p.set_defaults(func=_cmd_bounds)
+
+    p = sub.add_parser("check", help="T1b bound vs measured nearest-mean few-shot error, with a verdict")
+    _add_input(p)
+    p.add_argument("--ways", type=int, default=5)
+    p.add_argument("--shots", type=int, default=5)
+    p.add_argument("--queries", type=int, default=15)
+    p.add_argument("--episodes", type=int, default=1000)
+    p.add_argument("--confidence", type=float, default=0.99)
+    p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser("simulate", help="run a simulation experiment (e1-e5) as a resumable sweep")
+    p.add_argument("name", help="e1 nearest-mean, e2 spherical, e3 new-samples, e4 new-classes, e5 tightness")
+    p.add_argument("--out", required=True, help="output folder; results go to OUT/results.sqlite")
+    p.add_argument("--quick", action="store_true", help="a small size that finishes in about a minute")
+    p.add_argument("--n-jobs", type=int, default=None, help="local worker processes (default: all cores)")
+    p.add_argument("--executor", default=None, help="dask://host:port to run the cells on a Dask cluster")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_simulate)
+
+    p = sub.add_parser("train", help="train on source classes and track neural collapse (N1-N3)")
+    p.add_argument("--out", required=True, help="output folder; results go to OUT/results.sqlite")
+    p.add_argument("--experiment", default="n1", choices=["n1", "n2", "n3"])
+    p.add_argument("--quick", action="store_true", help="the small CPU configuration")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train)
     return parser
 
 

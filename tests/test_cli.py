@@ -43,3 +43,39 @@ def test_missing_keys_and_files_are_clear_errors(tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
     assert main(["metrics"]) == 2
     assert "--example" in capsys.readouterr().err
+
+
+def test_bounds_lists_every_registered_bound(capsys):
+    from ncbounds.bounds import registry
+
+    assert main(["bounds"]) == 0
+    out = capsys.readouterr().out
+    for name in registry():
+        assert name in out
+    assert main(["bounds", "nope"]) == 2
+    assert "expected one of" in capsys.readouterr().err
+
+
+def test_check_example_reports_bound_measurement_and_verdict(capsys):
+    from ncbounds.bounds import nearest_mean
+
+    assert main(["check", "--example", "--ways", "2", "--shots", "1", "--episodes", "200", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    x, y = example_features(0)
+    assert out["bound"] == pytest.approx(float(nearest_mean(cdnv=cdnv(x, y), shots=1, ways=2)))
+    assert out["status"] in {"holds", "violated", "inconclusive"}
+    assert out["low"] <= out["error_rounded"] <= out["high"]
+
+
+def test_check_catches_a_violation_on_hard_data(tmp_path, capsys):
+    # Two classes whose laws have heavy outliers: a wrongly small bound would be violated.
+    # Here the real T1 bound must not be violated, and the measured error must be > 0.
+    rng = np.random.default_rng(3)
+    n = 400
+    y = np.repeat([0, 1], n)
+    x = np.where(y[:, None] == 0, 0.0, 1.0) * np.array([[1.0, 0.0]]) + 0.3 * rng.normal(size=(2 * n, 2))
+    f = tmp_path / "f.npz"
+    np.savez(f, features=x, labels=y)
+    assert main(["check", str(f), "--ways", "2", "--shots", "1", "--episodes", "300", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["error"] > 0.05 and out["status"] != "violated"
