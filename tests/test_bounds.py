@@ -11,7 +11,7 @@ import mpmath
 import numpy as np
 import pytest
 import sympy as sp
-from hypothesis import assume, given, settings
+from hypothesis import assume, find, given, settings
 from hypothesis import strategies as st
 
 from ncbounds import NCBoundsError, NCBoundsWarning, bounds
@@ -226,7 +226,7 @@ def finite_laws(draw, classes=2, dim=2, max_atoms=3):
         a = draw(st.integers(1, max_atoms))
         pts = draw(st.lists(st.lists(st.integers(-4, 4), min_size=dim, max_size=dim),
                             min_size=a, max_size=a))
-        w = np.array(draw(st.lists(st.integers(1, 5), min_size=a, max_size=a)), float)
+        w = np.array(draw(st.lists(st.integers(1, 20), min_size=a, max_size=a)), float)
         atoms.append(np.array(pts, float))
         weights.append(w / w.sum())
     mus = [_moments(a, w)[0] for a, w in zip(atoms, weights)]
@@ -235,14 +235,34 @@ def finite_laws(draw, classes=2, dim=2, max_atoms=3):
     return atoms, weights
 
 
-@settings(max_examples=60)
-@given(laws=finite_laws(), n1=st.integers(1, 2), n2=st.integers(1, 2))
-def test_T1_family_holds_by_exact_enumeration(laws, n1, n2):
+@st.composite
+def outlier_laws(draw, dim=2):
+    """Adversarial two-class laws: class 1 is a bulk atom plus a rare atom placed on the
+    segment towards class 2's point mass (at a multiple of 1/4 of it, so that exact ties
+    occur); that is where nearest-mean errors concentrate for a given variance."""
+    pt = st.lists(st.integers(-4, 4), min_size=dim, max_size=dim)
+    bulk, other = np.array(draw(pt), float), np.array(draw(pt), float)
+    assume(np.any(bulk != other))
+    outlier = bulk + draw(st.integers(1, 6)) / 4 * (other - bulk)
+    k = draw(st.integers(1, 60))
+    return [np.array([bulk, outlier]), other[None, :]], [np.array([k, 1.0]) / (k + 1), np.ones(1)]
+
+
+two_class_laws = finite_laws() | outlier_laws()
+
+
+def _t1_inputs(laws, n1, n2):
     atoms, weights = laws
     (mu1, cov1), (mu2, cov2) = (_moments(a, w) for a, w in zip(atoms, weights))
-    v1, v2 = np.trace(cov1), np.trace(cov2)
     d = float(np.linalg.norm(mu1 - mu2))
     err = _exact_nearest_mean_error(atoms, weights, (n1, n2))
+    return err, np.trace(cov1), np.trace(cov2), d, (cov1, cov2)
+
+
+@settings(max_examples=80)
+@given(laws=two_class_laws, n1=st.integers(1, 2), n2=st.integers(1, 2))
+def test_T1_family_holds_by_exact_enumeration(laws, n1, n2):
+    err, v1, v2, d, (cov1, cov2) = _t1_inputs(laws, n1, n2)
     t1a = bounds.nearest_mean_unequal(var1=v1, var2=v2, distance=d, shots1=n1, shots2=n2)
     assert err <= t1a + 1e-12
     if n1 == n2:
@@ -252,6 +272,23 @@ def test_T1_family_holds_by_exact_enumeration(laws, n1, n2):
         t1c = bounds.nearest_mean_anisotropic(lambda1=min(lam[0], v1), lambda2=min(lam[1], v2),
                                               var1=v1, var2=v2, distance=d, shots=n1)
         assert err <= t1c + 1e-12
+
+
+def test_exact_enumeration_has_teeth():
+    # T1 with the constant 16 replaced by 1 must be refuted by the same laws and the same
+    # enumeration within a small example budget (hypothesis.find searches and shrinks).
+    def weakened_violated(args):
+        laws, n = args
+        err, v1, v2, d, _ = _t1_inputs(laws, n, n)
+        return err > (v1 + v2) / (2 * d**2) * (1 + 2 / n)
+
+    found = find(st.tuples(two_class_laws, st.integers(1, 2)), weakened_violated,
+                 settings=settings(max_examples=300, derandomize=True, database=None))
+    (atoms, weights), n = found
+    err, v1, v2, d, _ = _t1_inputs((atoms, weights), n, n)
+    cdnv = (v1 + v2) / (2 * d**2)
+    assert err > cdnv * (1 + 2 / n)  # the weakened constant fails on this law ...
+    assert err <= bounds.nearest_mean(cdnv=cdnv, shots=n)  # ... while T1 holds on it
 
 
 @settings(max_examples=25)
@@ -267,7 +304,7 @@ def test_T1b_holds_by_exact_enumeration_three_classes(laws):
 
 
 @settings(max_examples=60)
-@given(laws=finite_laws())
+@given(laws=two_class_laws)
 def test_T1d_known_means_holds_exactly(laws):
     atoms, weights = laws
     (mu1, cov1), (mu2, _) = (_moments(a, w) for a, w in zip(atoms, weights))
