@@ -261,7 +261,9 @@ class Bound:
                 f"expr: expected exactly the symbols of the keywords, got stray symbols "
                 f"{sorted(map(str, stray))} and unused keyword symbols {sorted(map(str, unused))}"
             )
-        numeric, modules = expr, ["scipy", "numpy"]
+        # log(1/delta) -> -log(delta), log(2/delta) -> log 2 - log(delta): no rounding of
+        # 1/delta before the log (which loses all digits of ln(1/delta) as delta -> 1).
+        numeric, modules = sp.expand_log(expr, force=True), ["scipy", "numpy"]
         if stable_log_form:
             # The same formula evaluated as exp(log(...)) with log Gamma (scipy's gammaln) in
             # place of log(Gamma(.)), so that pi^(p/2) and Gamma(p/2 + 1) cannot overflow.

@@ -94,7 +94,7 @@ def valid_kwargs(draw, bound):
 
 
 @pytest.mark.parametrize("name", EXPECTED_ORDER)
-@settings(max_examples=40)
+@settings(max_examples=25)
 @given(data=st.data())
 def test_numeric_equals_symbolic(name, data):
     # Reference: sympy's exact value (inputs substituted as exact binary rationals),
@@ -483,7 +483,7 @@ def test_T3_coverage_informative_and_vacuous_regimes():
     rng = np.random.default_rng(2024)
     true_cdnv = 1 / 54
     radius = math.hypot(4.0, 1.0)
-    reps, delta = 150, 0.05
+    reps, delta = 100, 0.05  # 0/100 gives a 99% upper bound of 0.045 < delta
     violations = 0
     for _ in range(reps):
         r = bounds.new_samples_from_samples(

@@ -141,16 +141,16 @@ def test_bad_inputs_name_the_argument(call, pattern):
 
 
 def test_check_rule_at_the_clopper_pearson_ends():
-    m = Measurement.error_rate(30, 1000)
-    low, _ = cp_reference(30, 1000, 0.99, "greater")
-    _, high = cp_reference(30, 1000, 0.99, "less")
+    m = Measurement.error_rate(9, 300)
+    low, _ = cp_reference(9, 300, 0.99, "greater")
+    _, high = cp_reference(9, 300, 0.99, "less")
     assert check(high * (1 + 1e-9), m).status == "holds"
     assert check(high * (1 - 1e-9), m).status == "inconclusive"
     assert check(low * (1 + 1e-9), m).status == "inconclusive"
     assert check(low * (1 - 1e-9), m).status == "violated"
     v = check(0.2, m, confidence=0.99)
     assert v.low == pytest.approx(low, rel=1e-9) and v.high == pytest.approx(high, rel=1e-9)
-    assert (v.method, v.confidence, v.estimate) == ("clopper-pearson", 0.99, 0.03)
+    assert (v.method, v.confidence, v.estimate) == ("clopper-pearson", 0.99, 9 / 300)
 
 
 _ORDER = {"violated": 0, "inconclusive": 1, "holds": 2}
