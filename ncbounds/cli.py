@@ -10,6 +10,7 @@ Commands (``ncbounds --help``):
   nearest-mean error on episodes, and the verdict.
 * ``simulate NAME --out DIR``: the simulation experiments E1–E5 (resumable sweeps).
 * ``train --out DIR``: train a network on source classes and track neural collapse (N1–N3).
+* ``reproduce [--quick | --full] --out DIR``: every experiment, every figure and ``report.md``.
 
 This module is the project's face: it may import the upper layers (``simulations``,
 ``figures``), but only lazily inside the commands that need them (DESIGN.md).
@@ -203,6 +204,18 @@ def _cmd_train(args) -> int:
     return 0
 
 
+def _cmd_reproduce(args) -> int:
+    import figures
+
+    report = figures.reproduce(
+        out=args.out, quick=not args.full, full=args.full, device=args.device,
+        executor=args.executor, n_jobs=None if args.executor else args.n_jobs,
+        progress=False if args.quiet else None,
+    )
+    print(f"report: {report}")
+    return 0
+
+
 def _add_input(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", nargs="?", help=".npz file with features and labels")
     p.add_argument("--example", action="store_true", help="use a built-in synthetic feature set")
@@ -259,6 +272,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("reproduce", help="run every experiment and write the figures and report.md")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="CPU scale, at most 10 minutes on 2 cores (default)")
+    size.add_argument("--full", action="store_true", help="paper scale, meant for a GPU")
+    p.add_argument("--out", default="ncbounds-report", help="output folder (default: ncbounds-report)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    p.add_argument("--n-jobs", type=int, default=None, help="local worker processes (default: all cores)")
+    p.add_argument("--executor", default=None, help="dask://host:port to run the sweeps on a Dask cluster")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_reproduce)
     return parser
 
 
