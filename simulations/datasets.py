@@ -560,30 +560,41 @@ def _warp(
 
 
 class _Bank:
-    """A growing (m, dim) float64 array (amortised appends)."""
+    """The undistorted images of the kept classes in one font, queried for near-duplicates.
 
-    def __init__(self, dim: int) -> None:
-        self.data = np.empty((16, dim))
+    ``near(img)`` tells whether some stored image b has
+    ``||img - b|| < threshold * max(||img||, ||b||)``. The block means of k x k blocks (k
+    divides the side) give a lower bound on the distance (projecting onto block-constant
+    images shrinks distances), which discards most rows before the exact comparison.
+    """
+
+    def __init__(self, size: int, threshold: float) -> None:
+        self.k = next(k for k in (4, 2, 1) if size % k == 0)
+        self.thr2 = threshold**2
+        self.full = np.empty((16, size * size))
+        self.low = np.empty((16, (size // self.k) ** 2))
         self.sq = np.empty(16)
         self.m = 0
 
-    def add(self, v: np.ndarray) -> None:
-        if self.m == self.data.shape[0]:
-            self.data = np.concatenate([self.data, np.empty_like(self.data)])
-            self.sq = np.concatenate([self.sq, np.empty_like(self.sq)])
-        self.data[self.m] = v
-        self.sq[self.m] = v @ v
+    def _project(self, img: np.ndarray) -> np.ndarray:
+        # block sums / k: its norm is the norm of the projection onto block-constant images
+        n, k = img.shape[0] // self.k, self.k
+        return img.reshape(n, k, n, k).sum(axis=(1, 3)).ravel() / k
+
+    def add(self, img: np.ndarray) -> None:
+        if self.m == self.sq.size:
+            self.full, self.low, self.sq = (np.concatenate([a, np.empty_like(a)])
+                                            for a in (self.full, self.low, self.sq))
+        v = img.ravel()
+        self.full[self.m], self.low[self.m], self.sq[self.m] = v, self._project(img), v @ v
         self.m += 1
 
-    def min_relative_distance(self, v: np.ndarray) -> float:
-        """min_i ||v - b_i|| / max(||v||, ||b_i||) over the stored rows (inf when empty)."""
-        if self.m == 0:
-            return math.inf
-        # Expanded form on non-negative intensities in [0, 1] in float64: the threshold
-        # (about 0.1 relative) is orders of magnitude above its rounding error.
-        vv = v @ v
-        d2 = np.maximum(self.sq[: self.m] + vv - 2 * (self.data[: self.m] @ v), 0.0)
-        return float(np.sqrt(d2 / np.maximum(self.sq[: self.m], vv)).min())
+    def near(self, img: np.ndarray) -> bool:
+        v = img.ravel()
+        bound = self.thr2 * np.maximum(self.sq[: self.m], v @ v)
+        low = ((self.low[: self.m] - self._project(img)) ** 2).sum(axis=1)
+        rows = np.flatnonzero(low < bound)
+        return bool(rows.size) and bool((((self.full[rows] - v) ** 2).sum(axis=1) < bound[rows]).any())
 
 
 def default_cache_dir() -> Path:
@@ -727,8 +738,8 @@ def _render_glyphs(
             f"(characters in >= {min_fonts} of the {len(paths)} fonts), got {need}"
         )
     renderer = _GlyphRenderer(paths, _OVERSAMPLE * size)
-    banks = [_Bank(size * size) for _ in paths]
-    kept: list[tuple[int, np.ndarray, np.ndarray]] = []
+    banks = [_Bank(size, params["min_distance"]) for _ in paths]
+    kept: list[tuple[int, np.ndarray]] = []  # (codepoint, its uint8 images)
     order = np.random.default_rng([seed, 0]).permutation(pool.size)
     bar = tqdm(total=need, desc="rendering glyph classes", disable=None if progress is None else not progress, leave=False)
     for i in order:
@@ -739,14 +750,12 @@ def _render_glyphs(
         if n < min_fonts:
             continue
         eye = np.broadcast_to(np.eye(2), (n, 2, 2))
-        canon = _warp(tmpl, centres, np.arange(n), eye, np.zeros((n, 2)), size).reshape(n, -1)
-        canon = canon.astype(np.float64)
-        if any(banks[fi].min_relative_distance(v) < params["min_distance"]
-               for fi, v in zip(rendered_fonts, canon)):
+        canon = _warp(tmpl, centres, np.arange(n), eye, np.zeros((n, 2)), size).astype(np.float64)
+        if any(banks[fi].near(img) for fi, img in zip(rendered_fonts, canon)):
             continue
-        for fi, v in zip(rendered_fonts, canon):
-            banks[fi].add(v)
-        kept.append((cp, tmpl, centres))
+        for fi, img in zip(rendered_fonts, canon):
+            banks[fi].add(img)
+        kept.append((cp, _sample_class(cp, tmpl, centres, params, seed)))
         bar.update()
         if len(kept) == need:
             break
@@ -760,8 +769,7 @@ def _render_glyphs(
                                         ("x_source_train", "y_source_train", "x_source_test",
                                          "y_source_test", "x_target", "y_target")}
     n_test = params["test_per_class"]
-    for rank, (cp, tmpl, centres) in sorted(enumerate(kept), key=lambda t: t[1][0]):
-        images = _sample_class(cp, tmpl, centres, params, seed)
+    for rank, (cp, images) in sorted(enumerate(kept), key=lambda t: t[1][0]):
         y = np.full(len(images), cp, dtype=np.int64)
         if rank < n_src:
             cut = len(images) - n_test
