@@ -33,6 +33,9 @@ _LAZY = {
     "Verdict": "verdict",
     "CoverageResult": "verdict",
     "Measurement": "verdict",
+    "ConfidenceInterval": "verdict",
+    "clopper_pearson": "verdict",
+    "Bound": "bounds",
 }
 _SUBMODULES = {"bounds", "fewshot", "stats", "metrics", "verdict", "cli"}
 
