@@ -275,7 +275,8 @@ def gaussian_mixture(
     :math:`s` = ``spread``, with the map (a random two-layer network, drawn once per seed)
 
     .. math:: \varphi(z) = W_2 \tanh(W_1 z + b_1) / \sqrt{h},\qquad
-              W_1 \sim N(0, 1/k)^{h \times k},\ b_1 \sim N(0, 1/4)^{h},\ W_2 \sim N(0, 1)^{d \times h}
+              W_1 \sim N(0, \tfrac1k)^{h \times k},\ b_1 \sim N(0, \tfrac14)^{h},\
+              W_2 \sim N(0, 1)^{d \times h}
 
     (:math:`h` = ``hidden_dim``, default ``2 * input_dim``; :math:`d` = ``input_dim``). In the
     latent space the population CDNV (THEORY.md T0) of two classes is
@@ -310,7 +311,8 @@ def gaussian_mixture(
     if not (s >= 0.0 and math.isfinite(s)):
         raise NCBoundsError(f"spread: expected a finite number >= 0, got {s!r}")
     seed = _resolve_seed(rng)
-    g_map, g_means, g_noise = (np.random.default_rng(c) for c in np.random.SeedSequence(seed).spawn(3))
+    children = np.random.SeedSequence(seed).spawn(3)
+    g_map, g_means, g_noise = (np.random.default_rng(c) for c in children)
 
     w1 = g_map.standard_normal((k, h)) / math.sqrt(k)
     b1 = 0.5 * g_map.standard_normal(h)
@@ -382,7 +384,9 @@ def _resolve_fonts(fonts: Sequence[str | os.PathLike[str]] | None) -> tuple[str,
     folder = _font_dir()
     specs = _DEFAULT_FONTS if fonts is None else fonts
     if isinstance(specs, (str, os.PathLike)) or not isinstance(specs, Iterable):
-        raise NCBoundsError(f"fonts: expected a sequence of font names or paths, got {describe(fonts)}")
+        raise NCBoundsError(
+            f"fonts: expected a sequence of font names or paths, got {describe(fonts)}"
+        )
     paths = []
     for spec in specs:
         p = Path(spec)
@@ -594,7 +598,8 @@ class _Bank:
         bound = self.thr2 * np.maximum(self.sq[: self.m], v @ v)
         low = ((self.low[: self.m] - self._project(img)) ** 2).sum(axis=1)
         rows = np.flatnonzero(low < bound)
-        return bool(rows.size) and bool((((self.full[rows] - v) ** 2).sum(axis=1) < bound[rows]).any())
+        exact = ((self.full[rows] - v) ** 2).sum(axis=1)
+        return bool((exact < bound[rows]).any())
 
 
 def default_cache_dir() -> Path:
@@ -610,7 +615,9 @@ def _check_float(value: Any, name: str, lo: float, hi: float = math.inf) -> floa
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise NCBoundsError(f"{name}: expected a number in [{lo}, {hi}), got {describe(value)}") from None
+        raise NCBoundsError(
+            f"{name}: expected a number in [{lo}, {hi}), got {describe(value)}"
+        ) from None
     if not (lo <= v < hi):
         raise NCBoundsError(f"{name}: expected a number in [{lo}, {hi}), got {v!r}")
     return v
@@ -697,7 +704,8 @@ def glyphs(
         matplotlib=matplotlib.__version__, freetype=_ft2font().__freetype_version__,
     )
     key_json = json.dumps(key, sort_keys=True)
-    meta = {"name": "glyphs", "seed": seed, "params": params, "fonts": [Path(p).name for p in paths]}
+    meta = {"name": "glyphs", "seed": seed, "params": params,
+            "fonts": [Path(p).name for p in paths]}
 
     cache_file = None
     if cache_dir is not False:
@@ -741,7 +749,8 @@ def _render_glyphs(
     banks = [_Bank(size, params["min_distance"]) for _ in paths]
     kept: list[tuple[int, np.ndarray]] = []  # (codepoint, its uint8 images)
     order = np.random.default_rng([seed, 0]).permutation(pool.size)
-    bar = tqdm(total=need, desc="rendering glyph classes", disable=None if progress is None else not progress, leave=False)
+    bar = tqdm(total=need, desc="rendering glyph classes", leave=False,
+               disable=None if progress is None else not progress)  # None: only on a TTY
     for i in order:
         cp = int(pool[i])
         fonts_codes = [(fi, cov[cp]) for fi, cov in enumerate(coverage) if cp in cov]
@@ -1005,7 +1014,9 @@ def safe_extract(archive: str | os.PathLike[str], dest: str | os.PathLike[str]) 
             else:  # pragma: no cover - Python without PEP 706 filters
                 tar.extractall(dest, members=members)
     except tarfile.TarError as exc:
-        raise NCBoundsError(f"archive: expected a readable tar file, got {archive} ({exc})") from None
+        raise NCBoundsError(
+            f"archive: expected a readable tar file, got {archive} ({exc})"
+        ) from None
     return dest
 
 
@@ -1118,7 +1129,9 @@ def _cifar_arrays(part: Mapping[str, Any], where: str) -> tuple[np.ndarray, np.n
             f"{where}: expected keys data, fine_labels and coarse_labels, missing {exc}"
         ) from None
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
-        raise NCBoundsError(f"{where}: expected data of shape (N, 3072) uint8, got {describe(data)}")
+        raise NCBoundsError(
+            f"{where}: expected data of shape (N, 3072) uint8, got {describe(data)}"
+        )
     if fine.shape != (data.shape[0],) or coarse.shape != (data.shape[0],):
         raise NCBoundsError(
             f"{where}: expected {data.shape[0]} fine and coarse labels, got {fine.shape[0]} "
@@ -1161,7 +1174,8 @@ def _cifar100_splits(root: Any, split: Mapping[str, Iterable[str]], level: str, 
     def select(which: str, use_train: bool, use_test: bool) -> ArrayDataset:
         ids = np.array([names.index(n) for n in split[which]])
         xs, ys = [], []
-        for use, x, key, fine in ((use_train, x_tr, key_tr, fine_tr), (use_test, x_te, key_te, fine_te)):
+        for use, x, key, fine in ((use_train, x_tr, key_tr, fine_tr),
+                                  (use_test, x_te, key_te, fine_te)):
             if use:
                 mask = np.isin(key, ids)
                 xs.append(x[mask])
@@ -1255,15 +1269,18 @@ def _mini_from_metaoptnet(path: Path, split: str) -> tuple[np.ndarray, list[str]
     labels = np.asarray(d["labels"], dtype=np.int64)
     if labels.shape != (len(images),):
         raise NCBoundsError(f"{path}: expected {len(images)} labels, got {labels.shape[0]}")
-    inverse = {int(v): _text(k) for k, v in _plain_keys(d.get("catname2label", {}), str(path)).items()}
+    catname2label = _plain_keys(d.get("catname2label", {}), str(path))
+    inverse = {int(v): _text(k) for k, v in catname2label.items()}
     return images, [inverse.get(int(v), f"{split}:{int(v)}") for v in labels]
 
 
 def _mini_from_folder(folder: Path, image_size: int | None) -> tuple[np.ndarray, list[str]]:
     from PIL import Image  # lazily: Pillow ships with matplotlib
+    from tqdm.auto import tqdm
 
     images, names = [], []
-    for cls in sorted(p for p in folder.iterdir() if p.is_dir()):
+    classes = sorted(p for p in folder.iterdir() if p.is_dir())
+    for cls in tqdm(classes, desc=f"reading {folder.name}", leave=False, disable=None):
         for f in sorted(p for p in cls.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES):
             with Image.open(f) as im:
                 im = im.convert("RGB")
@@ -1328,7 +1345,8 @@ def mini_imagenet(
         fmt, raw = "MetaOptNet pickles", {
             s: _mini_from_metaoptnet(root / f, s) for s, f in _MINI_METAOPTNET.items()}
     elif root.is_dir() and all((root / s).is_dir() for s in _MINI_SPLITS):
-        fmt, raw = "image folder", {s: _mini_from_folder(root / s, image_size) for s in _MINI_SPLITS}
+        fmt = "image folder"
+        raw = {s: _mini_from_folder(root / s, image_size) for s in _MINI_SPLITS}
     else:
         raise NCBoundsError(
             "root: expected mini-ImageNet as one of: the files "

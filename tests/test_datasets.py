@@ -149,7 +149,7 @@ def test_few_shot_splits_enforce_disjoint_classes():
 def test_gaussian_mixture_shapes_classes_and_determinism():
     kw = dict(n_source_classes=6, n_target_classes=3, per_class=10, test_per_class=3,
               input_dim=12, latent_dim=4)
-    a, b, c = gaussian_mixture(**kw, rng=7), gaussian_mixture(**kw, rng=7), gaussian_mixture(**kw, rng=8)
+    a, b, c = (gaussian_mixture(**kw, rng=seed) for seed in (7, 7, 8))
     assert a.source_train.x.shape == (6 * 7, 12) and a.source_test.x.shape == (6 * 3, 12)
     assert a.target.x.shape == (30, 12) and a.target.x.dtype == np.float32
     assert a.source_train.y.dtype == np.int64
@@ -162,7 +162,8 @@ def test_gaussian_mixture_shapes_classes_and_determinism():
     # a Generator is advanced by one draw, which becomes the seed
     seed = int(np.random.default_rng(3).integers(2**63))
     g = gaussian_mixture(**kw, rng=np.random.default_rng(3))
-    assert g.meta["seed"] == seed and np.array_equal(g.target.x, gaussian_mixture(**kw, rng=seed).target.x)
+    assert g.meta["seed"] == seed
+    assert np.array_equal(g.target.x, gaussian_mixture(**kw, rng=seed).target.x)
 
 
 def test_gaussian_mixture_spread_controls_within_class_variance():
@@ -297,7 +298,8 @@ def test_glyphs_font_subset_and_errors():
 def test_glyph_cache_hit_is_identical_and_skips_rendering(tmp_path, monkeypatch):
     first = glyphs(**SMALL, rng=1, cache_dir=tmp_path)
     files = list(tmp_path.iterdir())
-    assert len(files) == 1 and files[0].suffix == ".npz" and first.meta["cache_file"] == str(files[0])
+    assert len(files) == 1 and files[0].suffix == ".npz"
+    assert first.meta["cache_file"] == str(files[0])
     with np.load(files[0], allow_pickle=False) as f:  # no pickles inside
         assert all(f[k].dtype != object for k in f.files)
 
@@ -456,7 +458,8 @@ def test_safe_extract_refuses_escaping_members(tmp_path, member, reason):
     dest = tmp_path / "out" / "deep"
     with pytest.raises(NCBoundsError, match=reason):
         safe_extract(archive, dest)
-    assert not dest.exists() and not (tmp_path / "evil").exists() and not (tmp_path / "out" / "evil").exists()
+    assert not dest.exists() and not (tmp_path / "evil").exists()
+    assert not (tmp_path / "out" / "evil").exists()
     with pytest.raises(NCBoundsError, match=reason):  # and the CIFAR loader refuses it as well
         cifar_fs(archive)
 
@@ -557,9 +560,11 @@ def test_cifar_fs_splits_from_every_layout(cifar_root):
     assert s.source_train.x.dtype == np.float32 and s.source_train.x.max() <= 1
     for root in (cifar_root, cifar_root / "cifar-100-python"):
         other = cifar_fs(root)
-        assert np.array_equal(other.target.x, s.target.x) and np.array_equal(other.target.y, s.target.y)
+        assert np.array_equal(other.target.x, s.target.x)
+        assert np.array_equal(other.target.y, s.target.y)
     raw = cifar_fs(cifar_root, dtype=np.uint8)
-    assert raw.target.x.dtype == np.uint8 and np.array_equal(raw.target.x / np.float32(255), s.target.x)
+    assert raw.target.x.dtype == np.uint8
+    assert np.array_equal(raw.target.x / np.float32(255), s.target.x)
 
 
 def test_fc100_superclass_split(cifar_root):
@@ -572,7 +577,8 @@ def test_fc100_superclass_split(cifar_root):
 
 
 def test_cifar_loaders_explain_a_wrong_path(tmp_path, cifar_root):
-    with pytest.raises(NCBoundsError, match="cifar-100-python.tar.gz.*train, test and meta.*does not exist"):
+    expected = "cifar-100-python.tar.gz.*train, test and meta.*does not exist"
+    with pytest.raises(NCBoundsError, match=expected):
         cifar_fs(tmp_path / "nowhere")
     partial = tmp_path / "partial"
     partial.mkdir()
@@ -661,7 +667,8 @@ def test_mini_imagenet_pickles(tmp_path, layout):
 
 def test_mini_imagenet_explains_a_wrong_path(tmp_path):
     (tmp_path / "train").mkdir()
-    with pytest.raises(NCBoundsError, match=r"mini-imagenet-cache-train.pkl.*train/, val/, test/.*\['train'\]"):
+    expected = r"mini-imagenet-cache-train.pkl.*train/, val/, test/.*\['train'\]"
+    with pytest.raises(NCBoundsError, match=expected):
         mini_imagenet(tmp_path)
     evil = tmp_path / "e"
     evil.mkdir()
