@@ -226,10 +226,13 @@ def _split_per_class(
     x: np.ndarray, y: np.ndarray, n_test: int, names: Mapping[int, str] | None = None
 ) -> tuple[ArrayDataset, ArrayDataset]:
     """Train/test split that holds out the last ``n_test`` samples of every class."""
+    order = np.argsort(y, kind="stable")
+    starts = np.flatnonzero(np.r_[True, y[order][1:] != y[order][:-1]])
+    ends = np.r_[starts[1:], y.size]
+    # position of each (class-sorted) sample counted from the end of its class
+    from_end = np.repeat(ends, np.diff(np.r_[starts, y.size])) - np.arange(y.size) - 1
     test = np.zeros(y.shape[0], dtype=bool)
-    if n_test:
-        for c in np.unique(y):
-            test[np.flatnonzero(y == c)[-n_test:]] = True
+    test[order[from_end < n_test]] = True
     return ArrayDataset(x[~test], y[~test], names), ArrayDataset(x[test], y[test], names)
 
 
@@ -249,6 +252,18 @@ def _check_test_per_class(test_per_class: Any, per_class: int) -> int:
             f"test_per_class: expected fewer than per_class ({per_class}) samples, got {n_test}"
         )
     return n_test
+
+
+def _check_float(value: Any, name: str, lo: float, hi: float = math.inf) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise NCBoundsError(
+            f"{name}: expected a number in [{lo}, {hi}), got {describe(value)}"
+        ) from None
+    if not (lo <= v < hi):
+        raise NCBoundsError(f"{name}: expected a number in [{lo}, {hi}), got {v!r}")
+    return v
 
 
 # --------------------------------------------------------------------------------------------
@@ -304,12 +319,7 @@ def gaussian_mixture(
     d = check_positive_int(input_dim, "input_dim")
     k = check_positive_int(latent_dim, "latent_dim")
     h = check_positive_int(2 * d if hidden_dim is None else hidden_dim, "hidden_dim")
-    try:
-        s = float(spread)
-    except (TypeError, ValueError):
-        raise NCBoundsError(f"spread: expected a number >= 0, got {describe(spread)}") from None
-    if not (s >= 0.0 and math.isfinite(s)):
-        raise NCBoundsError(f"spread: expected a finite number >= 0, got {s!r}")
+    s = _check_float(spread, "spread", 0.0)
     seed = _resolve_seed(rng)
     children = np.random.SeedSequence(seed).spawn(3)
     g_map, g_means, g_noise = (np.random.default_rng(c) for c in children)
@@ -361,7 +371,7 @@ _GREEK = (
     "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho "
     "sigma tau upsilon phi chi psi omega"
 ).split()
-_GLYPH_FORMAT = 1  # bump when rendering changes, so old cache files are not reused
+_GLYPH_FORMAT = 2  # bump when rendering changes, so old cache files are not reused
 _OVERSAMPLE = 2  # templates are rendered at twice the output resolution, then box-filtered
 _EM = 0.8  # font size (em) as a fraction of the image side
 _BASELINE = 0.33  # the baseline sits this many em below the image centre
@@ -611,18 +621,6 @@ def default_cache_dir() -> Path:
     return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "ncbounds"
 
 
-def _check_float(value: Any, name: str, lo: float, hi: float = math.inf) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise NCBoundsError(
-            f"{name}: expected a number in [{lo}, {hi}), got {describe(value)}"
-        ) from None
-    if not (lo <= v < hi):
-        raise NCBoundsError(f"{name}: expected a number in [{lo}, {hi}), got {v!r}")
-    return v
-
-
 def glyphs(
     *,
     n_source_classes: int = 100,
@@ -720,19 +718,21 @@ def glyphs(
     else:
         arrays = _render_glyphs(paths, params, seed, progress)
 
-    def part(name: str) -> ArrayDataset:
-        y = arrays[f"y_{name}"]
-        x = arrays[f"x_{name}"].astype(np.float32) / np.float32(255)
-        names = {int(c): unicodedata.name(chr(int(c)), f"U+{int(c):04X}") for c in np.unique(y)}
-        return ArrayDataset(x[:, None], y, names)
-
-    return FewShotSplits(part("source_train"), part("source_test"), part("target"), meta=meta)
+    classes = np.concatenate([arrays["y_source"], arrays["y_target"]])
+    names = {int(c): unicodedata.name(chr(int(c)), f"U+{int(c):04X}") for c in np.unique(classes)}
+    images = {k: arrays[f"x_{k}"][:, None].astype(np.float32) / np.float32(255)
+              for k in ("source", "target")}
+    source_train, source_test = _split_per_class(images["source"], arrays["y_source"], n_test,
+                                                 names)
+    target = ArrayDataset(images["target"], arrays["y_target"], names)
+    return FewShotSplits(source_train, source_test, target, meta=meta)
 
 
 def _render_glyphs(
     paths: Sequence[str], params: Mapping[str, Any], seed: int, progress: bool | None
 ) -> dict[str, np.ndarray]:
-    """The uint8 images and labels of the three parts (see :func:`glyphs`)."""
+    """uint8 images (n, size, size) and labels of the source and target classes, class by
+    class in codepoint order (see :func:`glyphs`)."""
     from tqdm.auto import tqdm
 
     size, min_fonts = params["size"], params["min_fonts"]
@@ -774,22 +774,12 @@ def _render_glyphs(
             f"n_source_classes + n_target_classes: expected at most {len(kept)} classes "
             f"(distinct, non-empty glyphs in >= {min_fonts} fonts), got {need}"
         )
-    out: dict[str, list[np.ndarray]] = {k: [] for k in
-                                        ("x_source_train", "y_source_train", "x_source_test",
-                                         "y_source_test", "x_target", "y_target")}
-    n_test = params["test_per_class"]
-    for rank, (cp, images) in sorted(enumerate(kept), key=lambda t: t[1][0]):
-        y = np.full(len(images), cp, dtype=np.int64)
-        if rank < n_src:
-            cut = len(images) - n_test
-            out["x_source_train"].append(images[:cut])
-            out["y_source_train"].append(y[:cut])
-            out["x_source_test"].append(images[cut:])
-            out["y_source_test"].append(y[cut:])
-        else:
-            out["x_target"].append(images)
-            out["y_target"].append(y)
-    return {k: np.concatenate(v) for k, v in out.items()}
+    out = {}
+    for part, chosen in (("source", kept[:n_src]), ("target", kept[n_src:])):
+        chosen = sorted(chosen, key=lambda t: t[0])
+        out[f"x_{part}"] = np.concatenate([images for _, images in chosen])
+        out[f"y_{part}"] = np.repeat([cp for cp, _ in chosen], params["per_class"]).astype(np.int64)
+    return out
 
 
 def _sample_class(

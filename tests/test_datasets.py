@@ -143,6 +143,16 @@ def test_few_shot_splits_enforce_disjoint_classes():
         FewShotSplits(part([0, 1]), part([5]), part([2]))
 
 
+def test_split_per_class_holds_out_the_last_samples_of_each_class():
+    y = np.random.default_rng(0).integers(0, 5, 60)
+    x = np.arange(60, dtype=np.float32)[:, None]
+    train, test = ds._split_per_class(x, y, 2)
+    # reference: a loop over classes picking the last two indices of each
+    expected = sorted(i for c in np.unique(y) for i in np.flatnonzero(y == c)[-2:])
+    assert test.x.ravel().tolist() == expected
+    assert sorted(train.x.ravel().tolist() + expected) == list(range(60))
+
+
 # ----------------------------------------------------------------------------- Gaussian mixture
 
 
