@@ -794,7 +794,8 @@ def _sample_class(
     kappa = g.uniform(-params["shear"], params["shear"], n)
     shift = g.uniform(-params["translate"], params["translate"], (n, 2)) * size
     cos, sin = np.cos(theta), np.sin(theta)
-    # (row, col) coordinates: rotation, then horizontal shear col += kappa * row, then scale
+    # (row, col) coordinates, forward map s R Sh: horizontal shear (col += kappa * row), then
+    # rotation, then scale; _warp reads the template through its inverse
     rot = np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], -2)
     sh = np.zeros((n, 2, 2))
     sh[:, 0, 0] = sh[:, 1, 1] = 1.0
@@ -822,21 +823,24 @@ def _load_cached(path: Path, key_json: str) -> dict[str, np.ndarray] | None:
 
 
 def _save_cached(path: Path, key_json: str, arrays: Mapping[str, np.ndarray]) -> None:
-    """Write ``arrays`` to ``path`` atomically (a temporary file in the folder, then rename)."""
+    """Write ``arrays`` to ``path`` atomically (a temporary file in the folder, then rename).
+
+    The cache only saves time: a folder that cannot be written gives a warning, not an error.
+    """
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".glyphs-", suffix=".tmp")
-    except OSError as exc:
-        warnings.warn(f"cannot write the glyph cache in {path.parent} ({exc})", NCBoundsWarning,
-                      stacklevel=3)
-        return
-    try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, key=np.array(key_json), **arrays)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    except BaseException as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if not isinstance(exc, OSError):
+            raise
+        warnings.warn(f"cannot write the glyph cache {path} ({exc})", NCBoundsWarning,
+                      stacklevel=3)
 
 
 # --------------------------------------------------------------------------------------------

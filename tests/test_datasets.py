@@ -335,16 +335,17 @@ def test_glyph_cache_recovers_from_a_corrupt_file_and_writes_atomically(tmp_path
     assert np.array_equal(again.target.x, ref.target.x)
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # rewritten, no temp file left
 
-    # a write that fails half-way leaves neither a partial cache file nor a temporary file
+    # a write that fails half-way leaves neither a partial cache file nor a temporary file,
+    # and the rendered data are still returned
     def broken(f, **arrays):
         f.write(b"partial")
         raise OSError("disk full")
 
     other = tmp_path / "other"
     monkeypatch.setattr(ds.np, "savez", broken)
-    with pytest.raises(OSError, match="disk full"):
-        glyphs(**SMALL, rng=1, cache_dir=other)
-    assert list(other.iterdir()) == []
+    with pytest.warns(NCBoundsWarning, match="cannot write the glyph cache.*disk full"):
+        third = glyphs(**SMALL, rng=1, cache_dir=other)
+    assert list(other.iterdir()) == [] and np.array_equal(third.target.x, ref.target.x)
 
 
 def test_glyph_cache_location_follows_the_environment(tmp_path, monkeypatch):
