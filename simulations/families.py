@@ -594,14 +594,23 @@ class SphericalClasses(ClassFamily):
         return float(max(norms[i] + float(r.max()) for i, r in enumerate(self._radii)))
 
     def _draw(self, c: int, size: tuple[int, ...], gen: np.random.Generator) -> np.ndarray:
-        u = _unit_sphere(size, self.dim, gen)
         r = self._radii[c]
         if r.size == 1:
+            u = _unit_sphere(size, self.dim, gen)
             u *= r[0]
-        else:
-            u *= gen.choice(r, size=size, p=self._weights[c])[..., None]
-        u += self._means[c]
-        return u
+            u += self._means[c]
+            return u
+        # draw R first: points with R = 0 sit at the mean and need no direction
+        radius = gen.choice(r, size=size, p=self._weights[c])
+        out = np.empty(size + (self.dim,))
+        out[...] = self._means[c]
+        moving = radius > 0
+        k = int(np.count_nonzero(moving))
+        if k:
+            u = _unit_sphere((k,), self.dim, gen)
+            u *= radius[moving][:, None]
+            out[moving] += u
+        return out
 
     def _subset(self, idx: list[int]) -> "SphericalClasses":
         return SphericalClasses(
