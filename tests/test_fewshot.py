@@ -295,6 +295,27 @@ def test_large_offset_float32_expanded_form_flips_but_ours_does_not():
     assert_matches_reference(x, labels, ep, "ridge", normalize="l2")
 
 
+def test_huge_offset_float64_needs_centring_first():
+    # float64 working precision alone does not save the expanded form: at offset 1e8 and
+    # spread 1e-2, ‖q‖² ~ 6e17 (ulp 128) in float64. Centring by the support mean first
+    # does. Reference: float64 difference form on the same values.
+    rng = np.random.default_rng(8)
+    p, n_classes = 64, 10
+    labels = np.repeat(np.arange(n_classes), 40)
+    means = 0.01 * 0.5 * rng.standard_normal((n_classes, p))
+    x = 1e8 * (1 + rng.random(p)) + means[labels] + 0.01 * rng.standard_normal((labels.size, p))
+    ep = sample_episodes(labels, ways=5, shots=5, queries=15, episodes=40, rng=0)
+    sup, qry = x[ep.support.reshape(40, -1)], x[ep.query.reshape(40, -1)]
+    mu = sup.reshape(40, 5, 5, p).mean(axis=2)
+    naive_score = 2 * qry @ mu.transpose(0, 2, 1) - (mu**2).sum(-1)[:, None, :]  # uncentred, float64
+    correct_ref, pred_ref = reference_decisions(reference_scores(x, ep, "ncm"), ep)
+    naive_pred = ep.classes[np.arange(40)[:, None], naive_score.argmax(-1)].reshape(pred_ref.shape)
+    assert correct_ref.mean() > 0.6 and (naive_pred != pred_ref).mean() > 0.3
+    for features in (x, torch.from_numpy(x)):
+        for head, normalize in (("ncm", "center"), ("ncm", None), ("ridge", "center")):
+            assert_matches_reference(features, labels, ep, head, normalize=normalize)
+
+
 @pytest.mark.parametrize("engine", ["numpy", "torch"])
 def test_ties_count_as_errors(engine):
     # Classes 0 and 1 have identical rows (values 0/1, shots 2: every mean and score is
