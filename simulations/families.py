@@ -75,6 +75,16 @@ def _as_float_array(value: Any, name: str) -> np.ndarray:
     return arr
 
 
+def _positive_float(value: Any, name: str) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise NCBoundsError(f"{name}: expected a positive number, got {describe(value)}") from None
+    if not (math.isfinite(v) and v > 0):
+        raise NCBoundsError(f"{name}: expected a positive finite number, got {v!r}")
+    return v
+
+
 def _check_means(means: Any) -> np.ndarray:
     arr = _as_float_array(means, "means")
     if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] < 1:
@@ -559,12 +569,7 @@ class SphericalClasses(ClassFamily):
             raise NCBoundsError(f"q: expected a number in (0, 1], got {describe(q)}") from None
         if not 0.0 < q <= 1.0:
             raise NCBoundsError(f"q: expected a number in (0, 1], got {q!r}")
-        try:
-            d = float(distance)
-        except (TypeError, ValueError):
-            raise NCBoundsError(f"distance: expected a positive number, got {describe(distance)}") from None
-        if not (math.isfinite(d) and d > 0):
-            raise NCBoundsError(f"distance: expected a positive finite number, got {d!r}")
+        d = _positive_float(distance, "distance")
         means = np.zeros((2, dim))
         means[1, 0] = d
         if q == 1.0:
@@ -790,12 +795,7 @@ def mean_layout(
         raise NCBoundsError(f"kind: expected one of {', '.join(map(repr, _LAYOUTS))}, got {kind!r}")
     c = check_positive_int(n_classes, "n_classes")
     p = check_positive_int(dim, "dim")
-    try:
-        s = float(scale)
-    except (TypeError, ValueError):
-        raise NCBoundsError(f"scale: expected a positive number, got {describe(scale)}") from None
-    if not (math.isfinite(s) and s > 0):
-        raise NCBoundsError(f"scale: expected a positive finite number, got {s!r}")
+    s = _positive_float(scale, "scale")
     if kind == "simplex":
         if p < c - 1:
             raise NCBoundsError(

@@ -368,7 +368,8 @@ def bound_inputs(
 ) -> dict[str, Any]:
     """The keyword arguments of ``bound`` computed from ``family``'s population truth.
 
-    cdnv = family.cdnv() (average over all pairs), shots, ways (default: all classes),
+    cdnv = family.cdnv() (average over all pairs; V_ij with ``pair``), shots, ways (default:
+    all classes),
     dim = p; the two-class keywords var1, var2 (tr Σ_c), distance ‖μ_1 − μ_2‖, shots1, shots2
     (from a per-class ``shots``), lambda1, lambda2 (largest eigenvalues, capped at the trace)
     need a two-class family, or the classes ``pair`` = (i, j) of a larger one; then
@@ -396,7 +397,7 @@ def bound_inputs(
         raise NCBoundsError(f"shots: {_bound_name(bound)} takes {needs_shots[0]}; pass shots")
     for name in names:
         if name == "cdnv":
-            out[name] = family.cdnv()
+            out[name] = family.cdnv() if pair is None else float(family.cdnv_matrix()[i, j])
         elif name == "shots":
             if not isinstance(shots, (int, np.integer)):
                 values = set(int(s) for s in shots)
@@ -472,7 +473,7 @@ def assert_bound_holds(
                 )
                 checks.append((inputs, measured, f"known means, pair {i}->{j}"))
     else:
-        if "ways" not in names and (ways or family.n_classes) != 2:
+        if "ways" not in names and (family.n_classes != 2 or ways not in (None, 2)):
             raise NCBoundsError(
                 f"family: {name} takes no 'ways': it is a two-class statement; expected a "
                 f"two-class family (family.subset([i, j])), got {family.n_classes} classes"
