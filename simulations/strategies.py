@@ -6,7 +6,7 @@ with a measured few-shot error:
 
 >>> from hypothesis import given, settings
 >>> from ncbounds import bounds
->>> @settings(max_examples=3, database=None)
+>>> @settings(max_examples=3, database=None, deadline=None, derandomize=True)
 ... @given(fam=gaussian_families(dim=2, n_classes=2))
 ... def test_t1(fam):
 ...     assert_bound_holds(bounds.nearest_mean, fam, shots=2, tasks=2000)
