@@ -34,13 +34,14 @@ Ties count as errors (DESIGN.md): a query is correct only when the score of its 
 *strictly* larger than every other class's score. The reported prediction is the first
 class (in the episode's way order) that attains the maximum.
 
-Engines. numpy input runs a compiled per-episode kernel (numba, compiled on first use and
-cached on disk): one pass over each gathered row, with the support block and the head held in
-cache, which is what the performance target of issue 2 §8 needs (the batched-numpy
-formulation spends most of its time on four passes over the gathered rows). torch tensors run
-the same formulas as batched torch linear algebra (``matmul``, batched Cholesky) on the
-tensor's device, in float64, chunked over episodes; CUDA tensors stay on the GPU and only
-the scores (episodes × ways·queries × ways) come back. The kernel splits the episodes over
+Engines. numpy arrays and CPU tensors (viewed without a copy) run a compiled per-episode
+kernel (numba, compiled on first use and cached on disk): one pass over each gathered row,
+with the support block and the head held in cache, which is what the performance target of
+issue 2 §8 needs (the batched-numpy formulation spends most of its time on four passes over
+the gathered rows, and torch's CPU ops are slower still). Tensors on a GPU run the same
+formulas as batched torch linear algebra (``matmul``, batched Cholesky) on their device, in
+float64, chunked over episodes; they stay on the GPU and only the scores
+(episodes × ways·queries × ways) come back. The kernel splits the episodes over
 a few threads (it releases the GIL); each episode is computed from its own rows by one
 thread, so the results do not depend on the number of threads or on chunking. The decisions
 of both engines equal a plain per-episode ``numpy.linalg`` implementation (tested).
@@ -68,6 +69,7 @@ from ._validation import (
     describe,
     is_torch_tensor,
     raise_nonfinite,
+    to_numpy,
 )
 
 __all__ = ["ConfidenceInterval", "Episodes", "FewShotResult", "evaluate", "sample_episodes"]
@@ -633,9 +635,14 @@ def _scores(features: Any, ep: Episodes, head: str, lam: float, normalize: str |
     qry = ep.query.reshape(ep.n_episodes, -1)
     centre = normalize is not None or head == "ncm"
     l2 = normalize == "l2"
-    if is_torch_tensor(features):
+    if is_torch_tensor(features) and (features.device.type != "cpu" or _TORCH_ENGINE_ON_CPU):
         return _torch_scores(features, sup, qry, ep.ways, head, lam, centre, l2)
-    return _numba_scores(features, sup, qry, ep.ways, head, lam, centre, l2)
+    return _numba_scores(to_numpy(features), sup, qry, ep.ways, head, lam, centre, l2)
+
+
+#: CPU tensors go through the compiled kernel (zero-copy, ~10x faster than torch's CPU ops
+#: here); the tests set this to run the torch engine on CPU as well.
+_TORCH_ENGINE_ON_CPU = False
 
 
 # ---- numpy input: compiled per-episode kernel

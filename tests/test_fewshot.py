@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from ncbounds import NCBoundsError, NCBoundsWarning
+from ncbounds import NCBoundsError, NCBoundsWarning, fewshot
 from ncbounds.fewshot import Episodes, FewShotResult, evaluate, sample_episodes
 
 HEADS = ("ridge", "ncm")
@@ -28,6 +28,19 @@ NORMS = ("center", "l2", None)
 
 
 # --------------------------------------------------------------------------- helpers
+
+# Input kinds: numpy arrays and CPU tensors run the compiled kernel; "torch-engine" forces the
+# batched-torch engine (the one GPU tensors use) on a CPU tensor so that it is tested here.
+KINDS = ("float64", "float32", "torch32", "torch-engine")
+
+
+def as_kind(x, kind, monkeypatch):
+    if kind == "torch-engine":
+        monkeypatch.setattr(fewshot, "_TORCH_ENGINE_ON_CPU", True)
+    if kind.startswith("torch"):
+        return torch.from_numpy(x)
+    return x.astype(np.float32) if kind == "float32" else x
+
 
 
 def gaussian_features(seed, n_classes=8, per_class=30, p=32, sep=0.6, dtype=np.float64):
@@ -238,11 +251,11 @@ def test_load_rejects_bad_files(tmp_path):
 @pytest.mark.parametrize("head", HEADS)
 @pytest.mark.parametrize("normalize", NORMS)
 @pytest.mark.parametrize("p", [32, 6])  # ridge: dual (12 < 32) and primal (12 >= 6)
-@pytest.mark.parametrize("kind", ["float64", "float32", "torch32"])
-def test_decisions_equal_plain_reference(head, normalize, p, kind):
+@pytest.mark.parametrize("kind", KINDS)
+def test_decisions_equal_plain_reference(head, normalize, p, kind, monkeypatch):
     x, labels = gaussian_features(p + 1, p=p, dtype=np.float32 if kind != "float64" else np.float64)
     ep = sample_episodes(labels, ways=3, shots=4, queries=5, episodes=150, rng=p)
-    features = torch.from_numpy(x) if kind == "torch32" else x
+    features = as_kind(x, kind, monkeypatch)
     res = assert_matches_reference(features, labels, ep, head, lam=0.7, normalize=normalize)
     assert 0.3 < res.mean < 0.97  # the decisions are informative: neither chance nor perfect
 
@@ -264,7 +277,7 @@ def test_decisions_equal_reference_property(ways, shots, queries, p, head, norma
     assert_matches_reference(x, labels, ep, head, lam=lam, normalize=normalize)
 
 
-def test_large_offset_float32_expanded_form_flips_but_ours_does_not():
+def test_large_offset_float32_expanded_form_flips_but_ours_does_not(monkeypatch):
     # Offset 1e3 per coordinate, spread 1e-2, float32: the expanded distance
     # ‖q‖² + ‖μ‖² − 2⟨q, μ⟩ in float32 works at the scale 64e6 (ulp 4), while the class
     # differences are ~1e-3, so its decisions are noise. The reference is the float64
@@ -287,15 +300,16 @@ def test_large_offset_float32_expanded_form_flips_but_ours_does_not():
     assert correct_ref.mean() > 0.6
     assert (naive_pred != pred_ref).mean() > 0.3  # the expanded form flips many decisions
 
-    for features in (x, torch.from_numpy(x)):
+    for kind in ("float32", "torch32", "torch-engine"):
+        features = as_kind(x, kind, monkeypatch)
         res = evaluate(features, labels, head="ncm", episode_set=ep)
         np.testing.assert_array_equal(res.predictions, pred_ref)
         np.testing.assert_array_equal(res.correct, correct_ref)
-    assert_matches_reference(x, labels, ep, "ridge", normalize="center")
-    assert_matches_reference(x, labels, ep, "ridge", normalize="l2")
+        assert_matches_reference(features, labels, ep, "ridge", normalize="center")
+        assert_matches_reference(features, labels, ep, "ridge", normalize="l2")
 
 
-def test_huge_offset_float64_needs_centring_first():
+def test_huge_offset_float64_needs_centring_first(monkeypatch):
     # float64 working precision alone does not save the expanded form: at offset 1e8 and
     # spread 1e-2, ‖q‖² ~ 6e17 (ulp 128) in float64. Centring by the support mean first
     # does. Reference: float64 difference form on the same values.
@@ -311,13 +325,14 @@ def test_huge_offset_float64_needs_centring_first():
     correct_ref, pred_ref = reference_decisions(reference_scores(x, ep, "ncm"), ep)
     naive_pred = ep.classes[np.arange(40)[:, None], naive_score.argmax(-1)].reshape(pred_ref.shape)
     assert correct_ref.mean() > 0.6 and (naive_pred != pred_ref).mean() > 0.3
-    for features in (x, torch.from_numpy(x)):
+    for kind in ("float64", "torch-engine"):
+        features = as_kind(x, kind, monkeypatch)
         for head, normalize in (("ncm", "center"), ("ncm", None), ("ridge", "center")):
             assert_matches_reference(features, labels, ep, head, normalize=normalize)
 
 
-@pytest.mark.parametrize("engine", ["numpy", "torch"])
-def test_ties_count_as_errors(engine):
+@pytest.mark.parametrize("kind", ["float64", "torch-engine"])
+def test_ties_count_as_errors(kind, monkeypatch):
     # Classes 0 and 1 have identical rows (values 0/1, shots 2: every mean and score is
     # exact), so every query of a {0, 1} episode ties. First-argmax would call half of them
     # right; ties are errors, so the accuracy is 0 and the prediction is the first way.
@@ -325,7 +340,7 @@ def test_ties_count_as_errors(engine):
     x[:16, 0] = 1.0  # classes 0, 1: e_0; class 2: 0
     labels = np.repeat([0, 1, 2], 8)
     ep = sample_episodes(labels[:16], ways=2, shots=2, queries=3, episodes=20, rng=0)
-    features = torch.from_numpy(x) if engine == "torch" else x
+    features = as_kind(x, kind, monkeypatch)
     for head in HEADS:
         res = evaluate(features, labels, head=head, episode_set=ep)
         assert res.mean == 0.0
@@ -333,7 +348,7 @@ def test_ties_count_as_errors(engine):
         assert (res.predictions == ep.classes[:, :, None]).mean() == 0.5
     # all-constant features: every centred row is 0 and every score ties, for any head/normalisation
     const = np.ones((24, 4)) * 3.0
-    features = torch.from_numpy(const) if engine == "torch" else const
+    features = as_kind(const, kind, monkeypatch)
     for head, normalize in itertools.product(HEADS, ("center", "l2")):
         assert evaluate(features, labels, ways=3, shots=2, queries=3, episodes=5,
                         head=head, normalize=normalize).mean == 0.0
@@ -362,18 +377,19 @@ def test_translation_invariance_and_chunking():
         np.testing.assert_array_equal(c.correct, a.correct[7:19])
 
 
-def test_torch_inputs_match_numpy():
+@pytest.mark.parametrize("kind", ["torch32", "torch-engine"])
+def test_torch_inputs_match_numpy(kind, monkeypatch):
     x, labels = gaussian_features(4, p=24, dtype=np.float32)
     ep = sample_episodes(labels, ways=4, shots=2, queries=3, episodes=60, rng=4)
+    xt = as_kind(x, kind, monkeypatch)
     for head, normalize in itertools.product(HEADS, NORMS):
         a = evaluate(x, labels, head=head, normalize=normalize, episode_set=ep)
-        b = evaluate(torch.from_numpy(x), torch.from_numpy(labels), head=head,
-                     normalize=normalize, episode_set=ep)
+        b = evaluate(xt, torch.from_numpy(labels), head=head, normalize=normalize, episode_set=ep)
         np.testing.assert_array_equal(a.predictions, b.predictions)
         assert isinstance(b.accuracies, np.ndarray)
-    # bfloat16 input: decided on its exact float32 widening
-    xb = torch.from_numpy(x).to(torch.bfloat16)
-    a = evaluate(xb.float().numpy(), labels, head="ncm", episode_set=ep)
+    # bfloat16 (and a tensor that requires grad): decided on the exact float32 widening
+    xb = xt.to(torch.bfloat16).requires_grad_(True)
+    a = evaluate(xb.detach().float().numpy(), labels, head="ncm", episode_set=ep)
     b = evaluate(xb, labels, head="ncm", episode_set=ep)
     np.testing.assert_array_equal(a.predictions, b.predictions)
 
@@ -400,12 +416,14 @@ def test_defaults_and_separated_classes():
     assert res.mean == 1.0 and res.confidence_interval() == (1.0, 1.0)
 
 
-def test_ridge_singular_system_is_reported():
+@pytest.mark.parametrize("kind", ["float64", "torch-engine"])
+def test_ridge_singular_system_is_reported(kind, monkeypatch):
     # λ far below the rounding noise of a centred (rank-deficient) Gram matrix of norm 1e24:
     # Cholesky breaks down, which is reported instead of silently returning garbage.
     x, labels = gaussian_features(0, p=32)
+    features = as_kind(x * 1e11, kind, monkeypatch)
     with pytest.raises(NCBoundsError, match="ridge_lambda.*numerically singular"):
-        evaluate(x * 1e11, labels, ways=4, shots=4, queries=2, episodes=50, ridge_lambda=1e-300)
+        evaluate(features, labels, ways=4, shots=4, queries=2, episodes=50, ridge_lambda=1e-300)
 
 
 # --------------------------------------------------------------------------- results
