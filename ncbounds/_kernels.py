@@ -130,16 +130,19 @@ moments_serial = njit(parallel=False, cache=True, fastmath=_FM)(_moments)
 
 
 @njit(cache=True, fastmath=_FM)
+def _sqdist(a, b):  # pragma: no cover - compiled
+    """‖a − b‖² in the difference form."""
+    s = 0.0
+    for j in range(a.shape[0]):
+        d = a[j] - b[j]
+        s += d * d
+    return s
+
+
+@njit(cache=True, fastmath=_FM)
 def _sqdist_row(means, i, out):  # pragma: no cover - compiled
-    c, p = means.shape
-    a = means[i]
-    for k in range(i + 1, c):
-        b = means[k]
-        s = 0.0
-        for j in range(p):
-            d = a[j] - b[j]
-            s += d * d
-        out[i, k] = s
+    for k in range(i + 1, means.shape[0]):
+        out[i, k] = _sqdist(means[i], means[k])
 
 
 @njit(parallel=True, cache=True, fastmath=_FM)
@@ -163,14 +166,8 @@ def pairwise_sqdist(means):  # pragma: no cover - compiled
 
 @njit(cache=True, fastmath=_FM)
 def _cdnv_row(means, v, i, sums, zero_partner, n_zero):  # pragma: no cover - compiled
-    c, p = means.shape
-    a = means[i]
-    for k in range(i + 1, c):
-        b = means[k]
-        s = 0.0
-        for j in range(p):
-            d = a[j] - b[j]
-            s += d * d
+    for k in range(i + 1, means.shape[0]):
+        s = _sqdist(means[i], means[k])
         if s == 0.0:
             n_zero[i] += 1
             if zero_partner[i] < 0:
