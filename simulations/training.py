@@ -63,7 +63,9 @@ Columns of a training row (tidy long form: one row per measurement):
   the end of the epoch), and the timings in :data:`TIMING_METRICS`: ``train_seconds``
   (training time since the previous evaluation), ``eval_seconds`` (this evaluation's
   tracking time), ``train_seconds_total``, ``eval_seconds_total`` (cumulative over the
-  run, across resumptions);
+  run, across resumptions), and at epoch 0 ``data_seconds`` (loading or rendering the
+  data) and ``setup_seconds`` (one-off imports and kernel compilation, paid before the
+  tracking is timed);
 - ``value``; ``ci_low``, ``ci_high`` (95% interval, few-shot rows only);
 - ``head`` (``"ridge"`` / ``"ncm"``), ``shots``, ``ways``, ``queries``, ``episodes``
   (few-shot rows only; missing elsewhere);
@@ -146,7 +148,8 @@ __all__ = [
 ]
 
 #: Metrics of ``split="train"`` rows that are wall-clock timings (not reproducible).
-TIMING_METRICS = ("train_seconds", "eval_seconds", "train_seconds_total", "eval_seconds_total")
+TIMING_METRICS = ("train_seconds", "eval_seconds", "train_seconds_total", "eval_seconds_total",
+                  "data_seconds", "setup_seconds")
 EXPERIMENTS = ("n1", "n2", "n3")
 #: Sizes of :func:`run_training_experiment`: ``tiny`` (tests, seconds), ``mlp`` (MLP on the
 #: Gaussian mixture, about a minute on CPU), ``quick`` (CNN on glyphs, the ``--quick``
@@ -440,25 +443,62 @@ def _resolve_device(name: str) -> Any:
 
 @contextlib.contextmanager
 def _runtime(config: TrainConfig, device: Any) -> Iterator[None]:
-    """Thread count and determinism for the duration of a run, restored afterwards."""
+    """Thread counts and determinism for the duration of a run, restored afterwards.
+
+    ``config.num_threads`` limits torch, numba and, through threadpoolctl when it is
+    installed, the BLAS and OpenMP pools of numpy/scipy: on a loaded machine a 100 × 128
+    SVD with two OpenBLAS threads took up to a second instead of milliseconds.
+    """
     import torch
 
     threads = torch.get_num_threads()
     deterministic = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     benchmark = torch.backends.cudnn.benchmark
+    with contextlib.ExitStack() as stack:
+        try:
+            if config.num_threads is not None:
+                stack.enter_context(_limit_other_pools(config.num_threads))
+                torch.set_num_threads(config.num_threads)
+            if device.type == "cpu":
+                torch.use_deterministic_algorithms(True)
+            else:
+                torch.backends.cudnn.benchmark = True
+            yield
+        finally:
+            torch.set_num_threads(threads)
+            torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+            torch.backends.cudnn.benchmark = benchmark
+
+
+@contextlib.contextmanager
+def _limit_other_pools(n: int) -> Iterator[None]:
+    """numba's thread count and (with threadpoolctl) the BLAS/OpenMP pools, at most ``n``."""
+    import numba
+
+    previous = numba.get_num_threads()
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     try:
-        if config.num_threads is not None:
-            torch.set_num_threads(config.num_threads)
-        if device.type == "cpu":
-            torch.use_deterministic_algorithms(True)
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:  # optional: without it the BLAS pools keep their size
+            limiter: Any = contextlib.nullcontext()
         else:
-            torch.backends.cudnn.benchmark = True
-        yield
+            limiter = threadpool_limits(limits=n)
+        with limiter:
+            yield
     finally:
-        torch.set_num_threads(threads)
-        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
-        torch.backends.cudnn.benchmark = benchmark
+        numba.set_num_threads(previous)
+
+
+def _set_threads(config: TrainConfig) -> None:
+    """Apply ``config.num_threads``. Called before every epoch and evaluation: the first
+    parallel numba kernel (ncbounds' statistics) initialises numba's OpenMP pool and sets
+    the OpenMP thread count, which torch shares."""
+    import torch
+
+    if config.num_threads is not None:
+        torch.set_num_threads(config.num_threads)
 
 
 def _amp_dtype(device: Any) -> Any:
@@ -598,6 +638,23 @@ def _forward_features(model: Any, x: Any, amp: bool, device: Any) -> tuple[Any, 
     return torch.cat(feats), torch.cat(logits)
 
 
+def _warm_up(device: Any) -> None:
+    """Pay the one-off costs of the tracking code before it is timed: importing
+    scipy.stats and loading (or compiling) the numba kernels for float32 features."""
+    import scipy.stats  # noqa: F401 - the few-shot intervals import it on first use
+
+    from ncbounds.fewshot import evaluate
+    from ncbounds.metrics import nc_metrics
+
+    if device.type != "cpu":
+        return  # CUDA features take the torch path, which has nothing to compile
+    x = np.random.default_rng(0).standard_normal((24, 4)).astype(np.float32)
+    y = np.repeat(np.arange(4), 6)
+    nc_metrics(x, y, weights=np.eye(4, dtype=np.float32), predictions=y)
+    for head in _HEADS:
+        evaluate(x, y, ways=2, shots=1, queries=2, episodes=2, head=head, rng=0)
+
+
 def _evaluate(model: Any, data: _Data, config: TrainConfig, amp: bool, device: Any) -> list[dict]:
     """The tracking rows of one evaluation (THEORY.md T0 metrics, T1 few-shot heads)."""
     from ncbounds.fewshot import evaluate
@@ -609,6 +666,7 @@ def _evaluate(model: Any, data: _Data, config: TrainConfig, amp: bool, device: A
     try:
         weights = model.classifier.weight.detach().float().cpu().numpy()
         for split in _SPLITS:
+            _set_threads(config)
             feats, logits = _forward_features(model, data.eval_x[split], amp, device)
             y = data.eval_y[split]
             # the numba kernels on CPU, batched torch linear algebra on CUDA tensors
@@ -789,8 +847,10 @@ def train(
     amp = device.type == "cuda" and config.amp is not False
 
     with _runtime(config, device):
+        t0 = time.perf_counter()
         splits = _load_splits(config, progress=show)
         data = _prepare_data(splits, config, device, show)
+        data_seconds = time.perf_counter() - t0
         l = int(data.source_classes.size)
         identity = _identity(config, l, amp)
         run = _run_id(identity, config.seed)
@@ -838,12 +898,16 @@ def train(
             totals = {k: float(v) for k, v in state["totals"].items()}
             emit(start, state["rows"])  # idempotent: skipped when already stored
         else:
+            t0 = time.perf_counter()
+            _warm_up(device)
+            setup_seconds = time.perf_counter() - t0
             _sync(device)
             t0 = time.perf_counter()
             rows = _evaluate(model, data, config, amp, device)
             _sync(device)
             totals["eval_seconds_total"] = dt = time.perf_counter() - t0
-            rows += _train_rows({"train_seconds": 0.0, "eval_seconds": dt, **totals})
+            rows += _train_rows({"train_seconds": 0.0, "eval_seconds": dt, **totals,
+                                 "data_seconds": data_seconds, "setup_seconds": setup_seconds})
             emit(0, rows)
             last_path = checkpoint(0, rows, totals)
             start = 0
@@ -852,6 +916,7 @@ def train(
         try:
             pending_train = 0.0
             for epoch in range(start + 1, config.epochs + 1):
+                _set_threads(config)
                 _sync(device)
                 t0 = time.perf_counter()
                 try:
@@ -954,7 +1019,8 @@ def summarize(frame: Any) -> Any:
     ``n_source_classes``, ``epochs``, ``weight_decay``, ``label_smoothing``, ``seed``,
     ``epoch`` (the last evaluated), ``source_train_cdnv``, ``source_test_cdnv``,
     ``target_cdnv``, ``source_train_nc1``, ``fewshot_<head>_<shots>shot`` (target),
-    ``train_seconds``, ``eval_seconds`` (totals), ``tracking_fraction`` (eval / train).
+    ``train_seconds``, ``eval_seconds`` (totals), ``tracking_fraction`` (eval / train),
+    ``data_seconds``, ``setup_seconds`` (epoch 0; missing when the run started elsewhere).
 
     >>> import pandas as pd
     >>> summarize(pd.DataFrame(columns=["run", "split", "metric", "value"])).shape[0]
@@ -973,11 +1039,11 @@ def summarize(frame: Any) -> Any:
         rec = {k: g[k].iloc[0] for k in keys if k in g.columns}
         rec["epoch"] = int(last["epoch"].iloc[0])
 
-        def value(split: str, metric: str, **extra: Any) -> float:
-            sel = (last["split"] == split) & (last["metric"] == metric)
+        def value(split: str, metric: str, rows: Any = last, **extra: Any) -> float:
+            sel = (rows["split"] == split) & (rows["metric"] == metric)
             for k, v in extra.items():
-                sel &= last[k] == v
-            vals = last.loc[sel, "value"]
+                sel &= rows[k] == v
+            vals = rows.loc[sel, "value"]
             return float(vals.iloc[0]) if len(vals) else math.nan
 
         for split in _SPLITS:
@@ -991,6 +1057,8 @@ def summarize(frame: Any) -> Any:
         rec["eval_seconds"] = value("train", "eval_seconds_total")
         rec["tracking_fraction"] = (rec["eval_seconds"] / rec["train_seconds"]
                                     if rec["train_seconds"] > 0 else math.nan)
+        rec["data_seconds"] = value("train", "data_seconds", g)
+        rec["setup_seconds"] = value("train", "setup_seconds", g)
         out.append(rec)
     return pd.DataFrame(out)
 
@@ -1007,8 +1075,10 @@ def format_summary(summary: Any) -> str:
     train_s = float(summary["train_seconds"].sum())
     eval_s = float(summary["eval_seconds"].sum())
     frac = eval_s / train_s if train_s > 0 else math.nan
+    once = float(summary["data_seconds"].sum() + summary["setup_seconds"].sum())
     return (f"{text}\nneural-collapse tracking: {eval_s:.1f} s for {train_s:.1f} s of training "
-            f"= {100 * frac:.1f}% of training time")
+            f"= {100 * frac:.1f}% of training time (not counted: {once:.1f} s of data loading "
+            "and one-off imports / kernel compilation)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -1017,24 +1087,34 @@ def format_summary(summary: Any) -> str:
 
 
 def _base_config(size: str, device: str) -> TrainConfig:
-    """The base configuration of an experiment size (see :data:`SIZES`)."""
+    """The base configuration of an experiment size (see :data:`SIZES`).
+
+    The CPU sizes train with one torch thread: on a 2-core machine shared with other work,
+    two OpenMP threads made an epoch of the small CNN 5-10 times slower (threads spinning
+    at barriers while descheduled), while one thread lost little when the machine was idle.
+    """
     if size == "tiny":
         return TrainConfig(
             model="mlp", dataset="gaussian_mixture", width=32, data_source_classes=8,
             data_target_classes=6, data_per_class=30, input_dim=16, epochs=3, batch_size=32,
             lr=0.05, eval_train_per_class=10, fewshot_episodes=40, device=device,
+            num_threads=1,
         )
     if size == "mlp":
         return TrainConfig(
             model="mlp", dataset="gaussian_mixture", width=256, data_source_classes=64,
             data_target_classes=20, data_per_class=100, input_dim=64, epochs=30,
-            batch_size=128, lr=0.05, eval_every=2, fewshot_episodes=500, device=device,
+            batch_size=128, lr=0.05, eval_every=3, eval_train_per_class=20,
+            eval_test_per_class=10, eval_target_per_class=40, fewshot_episodes=500,
+            device=device, num_threads=1,
         )
     if size == "quick":
         return TrainConfig(
-            model="cnn", dataset="glyphs", width=16, data_source_classes=64,
-            data_target_classes=20, data_per_class=40, epochs=12, batch_size=64, lr=0.05,
-            eval_every=2, eval_train_per_class=16, fewshot_episodes=300, device=device,
+            model="cnn", dataset="glyphs", width=16, data_source_classes=100,
+            data_target_classes=20, data_per_class=50, data_test_per_class=10, epochs=15,
+            batch_size=64, lr=0.05, eval_every=3, eval_train_per_class=8,
+            eval_test_per_class=8, eval_target_per_class=30, fewshot_episodes=300,
+            device=device, num_threads=1,
         )
     return TrainConfig(
         model="cnn", dataset="glyphs", width=32, data_source_classes=400,
