@@ -24,7 +24,16 @@ import numpy as np
 
 from ncbounds.bounds import registry
 
-from ._style import bound_math, check_frame, colors, log_floor, new_figure, style, symbol_math
+from ._style import (
+    bound_math,
+    check_frame,
+    colors,
+    log_floor,
+    new_figure,
+    no_minor_ticks,
+    style,
+    symbol_math,
+)
 
 __all__ = [
     "plot_bound_vs_measurement",
@@ -160,7 +169,7 @@ def plot_bound_vs_measurement(frame: Any, *, hue: str = "family") -> Any:
             any_inconclusive = any_inconclusive or bool((status == "inconclusive").any())
         _marker_proxies(axes[0], inconclusive=any_inconclusive, below=any_below)
         _legend(fig, axes, below=True)
-    return fig
+    return no_minor_ticks(fig)
 
 
 # --------------------------------------------------------------------------------------------
@@ -266,7 +275,7 @@ def plot_spherical(frame: Any, *, counterexample: str = _COUNTEREXAMPLE) -> Any:
                 frame["error_lower_bound"].to_numpy(float)).any():
             ax0.plot([], [], "k-", lw=0.7, label="counterexample's error lower bound")
         _legend(fig, list(axes.ravel()), below=True)
-    return fig
+    return no_minor_ticks(fig)
 
 
 # --------------------------------------------------------------------------------------------
@@ -389,7 +398,7 @@ def plot_new_samples_coverage(frame: Any, *, settings: Sequence[str] = ("dim", "
         fig.suptitle(f"T3 (new samples): $V_f(P_i, P_j) \\leq$ {bound_math(bound)} "
                      f"with probability $\\geq 1 - \\delta$", fontsize="medium")
         _legend(fig, axes, below=True)
-    return fig
+    return no_minor_ticks(fig)
 
 
 # --------------------------------------------------------------------------------------------
@@ -495,7 +504,7 @@ def plot_new_classes(frame: Any) -> Any:
                           "(median, 5-95% range)")
             ax.set_title("cube margin")
         _legend(fig, axes, below=True)
-    return fig
+    return no_minor_ticks(fig)
 
 
 # --------------------------------------------------------------------------------------------
@@ -506,10 +515,32 @@ def _base_bound(label: str) -> str:
     return label.split("[", 1)[0]
 
 
+def with_k_way_items(frame: Any) -> Any:
+    """``frame`` with ``theory_item`` "T1b" on k-way rows (``ways`` > 2) of T1's bound.
+
+    :data:`ncbounds.bounds.nearest_mean` is T1 for two classes and T1b for more; E1 labels
+    its rows so, and rows that say "T1" with ``ways`` > 2 are relabelled here.
+
+    >>> import pandas as pd
+    >>> f = pd.DataFrame({"bound": ["nearest_mean", "nearest_mean[C=1]", "known_means"],
+    ...                   "theory_item": ["T1", "T1", "T1d"], "ways": [3, 2, 3]})
+    >>> with_k_way_items(f)["theory_item"].tolist()
+    ['T1b', 'T1', 'T1d']
+    """
+    if "ways" not in frame.columns:
+        return frame
+    k_way = ((frame["bound"].map(_base_bound) == "nearest_mean")
+             & (frame["theory_item"] == "T1") & (frame["ways"].astype(float) > 2))
+    if not k_way.any():
+        return frame
+    return frame.assign(theory_item=frame["theory_item"].where(~k_way, "T1b"))
+
+
 def plot_tightness(frame: Any) -> Any:
     r"""The best measured / bound ratio found per bound by the tightness search (E5).
 
-    One horizontal bar per bound (the best search over its configurations; the label names
+    One horizontal bar per bound and theory item (the best search over its configurations,
+    so T1 and T1b, both :data:`ncbounds.bounds.nearest_mean`, get a bar each; the label names
     the bound with its formula, or the changed constant, e.g. ``nearest_mean[C=1]``), on a
     log axis with ratio 1 drawn (``gid="ratio_one"``): a bar beyond 1 is a violation (a
     cross, ``gid="violations"``, when the independent re-measurement's verdict is
@@ -520,9 +551,9 @@ def plot_tightness(frame: Any) -> Any:
     Columns: ``bound``, ``theory_item``, ``ratio``, ``status``; optional ``bound_value``,
     ``ci_low``, ``ci_high``, ``dim``, ``atoms``, ``shots``, ``ways``.
     """
-    frame = check_frame(frame, ["bound", "theory_item", "ratio", "status"])
+    frame = with_k_way_items(check_frame(frame, ["bound", "theory_item", "ratio", "status"]))
     bounds = registry()
-    best = frame.loc[frame.groupby("bound", sort=True)["ratio"].idxmax()]
+    best = frame.loc[frame.groupby(["bound", "theory_item"], sort=True)["ratio"].idxmax()]
     best = best.assign(_key=[_item_key(t) for t in best["theory_item"]])
     best = best.sort_values(["_key", "bound"], ascending=False, kind="stable")
     ratio = best["ratio"].to_numpy(float)
@@ -554,12 +585,12 @@ def plot_tightness(frame: Any) -> Any:
         _mark_violations(ax, shown[bad], y[bad])
         for yi, v in zip(y, ratio):
             ax.annotate(f"{v:.3g}", (max(v, floor), yi), textcoords="offset points",
-                        xytext=(4, -3), fontsize=7)
+                        xytext=(9, -3), fontsize=7)
         ax.set_xscale("log")
         ax.set_xlim(floor, max(2.0, float(np.nanmax(shown)) * 3))
         ax.set_yticks(y, labels)
         ax.grid(False, axis="y")
         ax.set_xlabel("best measured / bound found (ratio > 1: violation)")
         ax.set_title("tightness search")
-        ax.legend(loc="lower right")
-    return fig
+        _legend(fig, [ax], below=True)
+    return no_minor_ticks(fig)

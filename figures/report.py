@@ -43,6 +43,7 @@ from .plots import (
     plot_new_samples_coverage,
     plot_spherical,
     plot_tightness,
+    with_k_way_items,
 )
 from .tables import coverage_table, markdown_table, verdict_table
 from .training import fewshot_table_markdown, final_runs, plot_training_curves, plot_transferability
@@ -238,6 +239,21 @@ def _rows_of(item: str | None = None, bound: str | None = None, part: str | None
     return select
 
 
+def _margin_note(rows: Any) -> str:
+    table = coverage_table(rows, by=("delta",))
+    rates = ", ".join(f"{r['violation rate']:.3g} at δ = {r['delta']:g}"
+                      for _, r in table.iterrows())
+    return ("Tightness (E5 does not search this statement): a lower bound that holds with "
+            "probability ≥ 1 − δ is nearly tight when the fraction of draws below it is close "
+            f"to δ; pooled over N and p: {rates}.")
+
+
+def _t4_notes(rows: Any) -> str:
+    parts = [_t4_slopes(rows), _ratio_note("bound_ratio_median",
+                                           "the median bound / population average G")(rows)]
+    return "\n\n".join(p for p in parts if p)
+
+
 def _t4_slopes(rows: Any) -> str:
     from simulations.experiments.new_classes import summarize
 
@@ -259,9 +275,9 @@ def _ratio_note(column: str, what: str) -> Callable[[Any], str]:
         r = rows[column].to_numpy(float)
         r = r[np.isfinite(r)]
         if r.size == 0:
-            return f"Tightness: every draw was vacuous ({what} infinite)."
-        return (f"Tightness: the median over cells of {what} ranges from {r.min():.3g} to "
-                f"{r.max():.3g} (1 would be tight); E5 does not search this statement.")
+            return f"Tightness: every cell was vacuous ({what} infinite)."
+        return (f"Tightness (E5 does not search this statement): over the cells, {what} "
+                f"ranges from {r.min():.3g} to {r.max():.3g} (1 would be tight).")
     return note
 
 
@@ -288,10 +304,10 @@ _SECTIONS = (
              _ratio_note("ratio_median", "the median bound / population CDNV")),
     _Section("new_classes", "T4", "CDNV generalises to new classes", "e4", "e4_new_classes",
              _rows_of(part="coverage"),
-             lambda r: coverage_table(r, by=("dim", "classes", "delta")), _t4_slopes),
+             lambda r: coverage_table(r, by=("dim", "classes", "delta")), _t4_notes),
     _Section("cube_margin", "T4", "the margin of cube-uniform class means", "e4",
              "e4_new_classes", _rows_of(part="margin"),
-             lambda r: coverage_table(r, by=("dim", "delta"))),
+             lambda r: coverage_table(r, by=("dim", "delta")), _margin_note),
 )
 
 
@@ -307,12 +323,11 @@ def _statement(bound: Bound, item: str) -> list[str]:
     return lines
 
 
-def _tightness(e5: Any, bound: str, item: str) -> str:
-    if e5 is None or e5.empty:
-        return "Tightness: no search results in the store."
-    rows = e5[(e5["bound"].map(_base_bound) == bound) & (e5["theory_item"] == item)]
-    if rows.empty:
-        return "Tightness: E5 did not search this statement."
+def _tightness(e5: Any, bound: str, item: str, *, fallback: str = "") -> str:
+    rows = None if e5 is None or e5.empty else \
+        e5[(e5["bound"].map(_base_bound) == bound) & (e5["theory_item"] == item)]
+    if rows is None or rows.empty:
+        return fallback or "Tightness: the search E5 has no results for this statement."
     cols = [c for c in ("bound", "dim", "atoms", "shots", "ways", "seed", "ratio",
                         "implied_constant", "status") if c in rows.columns]
     best = rows.sort_values("ratio", ascending=False, kind="stable")[cols]
@@ -398,6 +413,8 @@ def write_report(store: str | os.PathLike, *, out: str | os.PathLike | None = No
     figures = _draw(frames, root / FIGURES, dpi=dpi, formats=("png", "pdf"))
     bounds = registry()
     e5 = frames.get("e5")
+    if e5 is not None:
+        e5 = with_k_way_items(e5)
     scale = f" at the `{size}` scale" if size else ""
     lines = [
         "# ncbounds: the bounds of neural collapse in transfer learning, checked",
@@ -421,11 +438,11 @@ def write_report(store: str | os.PathLike, *, out: str | os.PathLike | None = No
         else:
             lines += _figure_md(sec.figure, figures, root)
             lines += ["Verdicts:", "", markdown_table(sec.table(rows)), ""]
-            note = sec.notes(rows)
-            if note:
-                lines += [note, ""]
+        note = sec.notes(rows) if rows is not None and not rows.empty else ""
         if sec.sweep != "e5":
-            lines += [_tightness(e5, sec.bound, sec.item), ""]
+            lines += [_tightness(e5, sec.bound, sec.item, fallback=note), ""]
+        elif note:
+            lines += [note, ""]
     lines += _search_md(e5, figures, root)
     lines += _training_md(frames, figures, root)
     path = root / REPORT

@@ -65,8 +65,10 @@ def verdict_table(frame: Any, *, by: Sequence[str] = ("theory_item", "bound", "f
     >>> f = pd.DataFrame({"theory_item": "T1", "bound": "nearest_mean", "family": "g",
     ...     "status": ["holds", "holds", "violated"], "vacuous": [False, True, False],
     ...     "ratio": [0.1, 0.01, 2.0]})
-    >>> verdict_table(f).iloc[0].tolist()
-    ['T1', 'nearest_mean', 'g', 3, 2, 1, 0, 1, 1.05, 2.0]
+    >>> print(markdown_table(verdict_table(f)))
+    | theory_item | bound | family | cells | holds | violated | inconclusive | vacuous | median ratio | max ratio |
+    |---|---|---|---|---|---|---|---|---|---|
+    | T1 | nearest_mean | g | 3 | 2 | 1 | 0 | 1 | 1.05 | 2 |
     """
     by = [c for c in by if c in frame.columns]
     check_frame(frame, [*by, "status", "vacuous", "ratio"])
@@ -99,8 +101,10 @@ def coverage_table(frame: Any, *, by: Sequence[str], confidence: float | None = 
     >>> import pandas as pd
     >>> f = pd.DataFrame({"samples": [100, 100], "delta": 0.05, "violations": [0, 1],
     ...     "draws": [100, 100], "confidence": 0.99})
-    >>> coverage_table(f, by=["samples", "delta"]).iloc[0].tolist()
-    [100, 0.05, 200, 1, 0.005, 'holds']
+    >>> print(markdown_table(coverage_table(f, by=["samples", "delta"])))
+    | samples | delta | draws | violations | violation rate | verdict |
+    |---|---|---|---|---|---|
+    | 100 | 0.05 | 200 | 1 | 0.005 | holds |
     """
     by = [c for c in by if c in frame.columns]
     frame = check_frame(frame, [*by, "delta", "violations"])

@@ -18,7 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from ._style import check_frame, colors, log_ticks, new_figure, style, symbol_math
+from ._style import (
+    check_frame,
+    colors,
+    log_ticks,
+    new_figure,
+    no_minor_ticks,
+    style,
+    symbol_math,
+)
 from .tables import markdown_table
 
 __all__ = ["plot_training_curves", "plot_transferability", "fewshot_table_markdown",
@@ -67,10 +75,11 @@ def plot_training_curves(frame: Any, *, head: str = "ridge", shots: tuple[int, .
                 ax.plot(g["epoch"], g["value"], "o-", ms=3, color=palette[level], gid="curve",
                         label=f"{hue} = {level}")
             ax.set_yscale("log")
-            log_ticks(ax)
             ax.set_title(f"NV {title}")
             ax.set_xlabel("epoch")
             ax.set_ylabel(f"CDNV {cdnv_symbol}")
+        for ax in axes[:3]:  # after every set_yscale: a shared axis resets its siblings' ticks
+            log_ticks(ax)
         ax = axes[3]
         has_fewshot = "head" in frame.columns and "shots" in frame.columns
         for n in sorted(shots) if has_fewshot else ():
@@ -93,7 +102,7 @@ def plot_training_curves(frame: Any, *, head: str = "ridge", shots: tuple[int, .
                 handles.setdefault(lab, h)
         if handles:
             fig.legend(list(handles.values()), list(handles), loc="outside right upper")
-    return fig
+    return no_minor_ticks(fig)
 
 
 def final_runs(frame: Any) -> Any:
@@ -152,7 +161,7 @@ def plot_transferability(frame: Any, *, head: str = "ridge", shots: int = 5) -> 
             ax.set_title(f"Spearman $\\rho$ = {r['spearman']:.2f}{interval} ({len(runs)} runs)")
         else:
             ax.set_title(f"rank correlation undefined ({len(runs)} runs)")
-    return fig
+    return no_minor_ticks(fig)
 
 
 def _final_intervals(frame: Any, runs: Any, *, head: str, shots: int) -> np.ndarray:
