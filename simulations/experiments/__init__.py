@@ -35,7 +35,8 @@ Sizes: ``"tiny"`` (seconds; tests), ``"quick"`` (about a minute on 2 cores; ``--
 ('results.sqlite', 12)
 >>> summarize("e2", frame).query("bound == 'spherical_as_stated'")[
 ...     ["family", "first_violated_dim"]].to_dict("records")
-[{'family': 'gaussian', 'first_violated_dim': nan}, {'family': 'two_point', 'first_violated_dim': 512.0}]
+[{'family': 'gaussian', 'first_violated_dim': nan},
+ {'family': 'two_point', 'first_violated_dim': 512.0}]
 """
 
 from __future__ import annotations

@@ -35,6 +35,8 @@ CONFIDENCE = 0.99
 #: Experiment sizes: "tiny" (seconds, for tests), "quick" (about a minute on 2 cores),
 #: "default" (the full grids).
 SIZES = ("tiny", "quick", "default")
+#: :func:`tasks_for` raises a cell's tasks to at most this multiple of its budget.
+RAISE_LIMIT = 8
 
 
 def check_size(size: Any) -> str:
@@ -46,22 +48,26 @@ def check_size(size: Any) -> str:
 
 def tasks_for(budget: int, per_task: int, *, minimum: int, maximum: int,
               smallest_bound: float | None = None) -> int:
-    """Monte Carlo tasks for a cell: ``budget // per_task``, raised to ⌈5 / smallest_bound⌉
-    when given (so that an error-free measurement certifies that bound at 99%: the one-sided
-    Clopper–Pearson upper bound after T error-free trials is 1 − 0.01^(1/T) ≈ 4.6 / T), then
-    clipped to [minimum, maximum].
+    """Monte Carlo tasks for a cell: ``budget // per_task``, raised towards
+    ⌈5 / smallest_bound⌉ when given (so that an error-free measurement certifies that bound
+    at 99%: the one-sided Clopper–Pearson upper bound after T error-free trials is
+    1 − 0.01^(1/T) ≈ 4.6 / T) but to at most 8 × the budget, then clipped to
+    [minimum, maximum].
 
     ``per_task`` is the number of float64 values one task draws, so cells of very different
     cost (dimension, shots, ways) take comparable time.
 
     >>> tasks_for(1_000_000, 2 * 6 * 128, minimum=500, maximum=20_000)
     651
-    >>> tasks_for(1_000_000, 2 * 6 * 128, minimum=500, maximum=20_000, smallest_bound=0.001)
-    5000
+    >>> tasks_for(1_000_000, 2 * 6 * 128, minimum=500, maximum=20_000, smallest_bound=0.002)
+    2500
+    >>> tasks_for(1_000_000, 2 * 6 * 128, minimum=500, maximum=20_000, smallest_bound=1e-5)
+    5208
     """
     tasks = budget // max(1, per_task)
     if smallest_bound is not None and smallest_bound > 0:
-        tasks = max(tasks, math.ceil(5.0 / smallest_bound))
+        raised = min(math.ceil(5.0 / smallest_bound), RAISE_LIMIT * budget // max(1, per_task))
+        tasks = max(tasks, raised)
     return int(min(maximum, max(minimum, tasks)))
 
 

@@ -184,12 +184,13 @@ def summarize(frame: Any) -> Any:
     out = []
     for key, g in frame.groupby(keys, sort=True):
         informative = g[~g["vacuous"].astype(bool)]
+        empty = len(informative) == 0
         out.append({
             **dict(zip(keys, key)),
             "cells": len(g),
             **{s: int((g["status"] == s).sum()) for s in ("holds", "violated", "inconclusive")},
             "vacuous": int(g["vacuous"].astype(bool).sum()),
-            "max_informative_cdnv": float(informative["cdnv"].max()) if len(informative) else math.nan,
-            "median_ratio": float(informative["ratio"].median()) if len(informative) else math.nan,
+            "max_informative_cdnv": math.nan if empty else float(informative["cdnv"].max()),
+            "median_ratio": math.nan if empty else float(informative["ratio"].median()),
         })
     return pd.DataFrame(out)

@@ -84,8 +84,14 @@ def cdnv_matrix(means: np.ndarray, variance: float = CLASS_VARIANCE) -> np.ndarr
     return spatial.distance.squareform((variance + variance) / (2.0 * d2))
 
 
+def _shape(config: dict) -> tuple[int, int, float, int]:
+    """(N, p, s, draws) of a configuration."""
+    return (int(config["classes"]), int(config["dim"]), float(config["side"]),
+            int(config["draws"]))
+
+
 def _coverage_rows(config: dict, gen: np.random.Generator) -> list[dict]:
-    n, p, s, draws = int(config["classes"]), int(config["dim"]), float(config["side"]), int(config["draws"])
+    n, p, s, draws = _shape(config)
     cdnv = cdnv_matrix(mean_layout("cube", n, p, scale=s, rng=gen))
     truth = float(cdnv.sum() / (n * (n - 1)))
     cdnv_max = float(cdnv.max())
@@ -132,7 +138,7 @@ def _min_distance(points: np.ndarray) -> float:
 
 
 def _margin_rows(config: dict, gen: np.random.Generator) -> list[dict]:
-    n, p, s, draws = int(config["classes"]), int(config["dim"]), float(config["side"]), int(config["draws"])
+    n, p, s, draws = _shape(config)
     margins = np.array([_min_distance(mean_layout("cube", n, p, scale=s, rng=gen))
                         for _ in range(draws)])
     shape = {"side": s, "classes": n, "dim": p}
@@ -194,7 +200,9 @@ def fit_slope(x: Any, y: Any, *, level: float = 0.95) -> dict[str, float]:
     """
     lx, ly = np.log(np.asarray(x, dtype=float)), np.log(np.asarray(y, dtype=float))
     res = stats.linregress(lx, ly)
-    half = float(stats.t.ppf(0.5 + level / 2, len(lx) - 2)) * res.stderr if len(lx) > 2 else math.nan
+    half = math.nan
+    if len(lx) > 2:
+        half = float(stats.t.ppf(0.5 + level / 2, len(lx) - 2)) * float(res.stderr)
     return {"slope": float(res.slope), "slope_low": float(res.slope) - half,
             "slope_high": float(res.slope) + half, "intercept": float(res.intercept),
             "points": int(len(lx))}
