@@ -1060,7 +1060,9 @@ def summarize(frame: Any) -> Any:
         rec["data_seconds"] = value("train", "data_seconds", g)
         rec["setup_seconds"] = value("train", "setup_seconds", g)
         out.append(rec)
-    return pd.DataFrame(out)
+    order = [k for k in ("sweep", "model", "dataset", "n_source_classes", "width", "epochs",
+                         "weight_decay", "label_smoothing", "seed") if k in frame.columns]
+    return pd.DataFrame(out).sort_values(order, kind="stable", ignore_index=True)
 
 
 def format_summary(summary: Any) -> str:
