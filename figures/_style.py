@@ -33,6 +33,8 @@ __all__ = [
     "check_frame",
     "colors",
     "log_floor",
+    "markers",
+    "palette",
     "log_ticks",
     "no_minor_ticks",
     "new_figure",
@@ -74,6 +76,19 @@ def colors(n: int) -> list[tuple[float, float, float]]:
     """``n`` colours of the colour-blind-safe palette (cycled when n exceeds it)."""
     base = sns.color_palette(PALETTE)
     return [base[i % len(base)] for i in range(max(int(n), 0))]
+
+
+def palette(keys: Sequence[Any]) -> dict[Any, tuple[float, float, float]]:
+    """One colour of the palette per key, in order."""
+    return dict(zip(keys, colors(len(keys))))
+
+
+_MARKERS = ("o", "s", "^", "D", "v", "P", "*", "<", ">", "h")
+
+
+def markers(keys: Sequence[Any]) -> dict[Any, str]:
+    """One marker style per key, in order (cycled)."""
+    return {k: _MARKERS[i % len(_MARKERS)] for i, k in enumerate(keys)}
 
 
 def new_figure(ncols: int, nrows: int = 1, *, panel: tuple[float, float] = (3.6, 3.0),
@@ -191,8 +206,8 @@ def log_ticks(ax: Any, axis: str = "y") -> None:
     """Readable labelled ticks on a log axis that spans few decades (call after plotting).
 
     Matplotlib labels only powers of ten, so an axis from 0.7 to 2 shows a single label;
-    here spans under two decades get ticks at 1–9 × 10^k, under four decades at 1, 2, 5 ×
-    10^k, all written as plain numbers (``%g``).
+    here short spans get ticks at 1–9 × 10^k (under 0.6 decades), 1, 2, 3, 5 × 10^k (under
+    two) or 1, 2, 5 × 10^k (under four), written as plain numbers (``%g``).
     """
     from matplotlib import ticker
 
@@ -201,8 +216,10 @@ def log_ticks(ax: Any, axis: str = "y") -> None:
     if not (lo > 0 and hi > lo):
         return
     decades = math.log10(hi / lo)
-    if decades < 2:
+    if decades < 0.6:
         subs: Any = tuple(range(1, 10))
+    elif decades < 2:
+        subs = (1.0, 2.0, 3.0, 5.0)
     elif decades < 4:
         subs = (1.0, 2.0, 5.0)
     else:

@@ -17,6 +17,7 @@ probability bound is ≥ 1), ``"violations"`` (cells whose verdict is *violated*
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,8 +30,10 @@ from ._style import (
     check_frame,
     colors,
     log_floor,
+    markers,
     new_figure,
     no_minor_ticks,
+    palette,
     style,
     symbol_math,
 )
@@ -115,7 +118,7 @@ def plot_bound_vs_measurement(frame: Any, *, hue: str = "family") -> Any:
     bounds = registry()
     items = sorted(frame["theory_item"].unique(), key=_item_key)
     groups = sorted(frame[hue].astype(str).unique())
-    palette = dict(zip(groups, colors(len(groups))))
+    colour_of = palette(groups)
     finite = frame["bound_value"].to_numpy(float)
     finite = finite[np.isfinite(finite) & (finite > 0)]
     floor = log_floor(finite, decades=3.0)
@@ -147,17 +150,17 @@ def plot_bound_vs_measurement(frame: Any, *, hue: str = "family") -> Any:
                 sel = fam == name
                 if not sel.any():
                     continue
-                c = palette[name]
+                c = colour_of[name]
+                ax.scatter([], [], marker="o", s=22, color=c, label=name)  # legend entry
                 ax.vlines(x[sel], lo[sel], hi[sel], color=c, lw=0.8, alpha=0.45, zorder=3)
-                for mask, marker, face, suffix in (
-                    (sel & ~below & (status != "inconclusive"), "o", c, ""),
-                    (sel & ~below & (status == "inconclusive"), "o", "none", " (inconclusive)"),
-                    (sel & below, "v", c, " (below the axis)"),
+                for mask, marker, face in (
+                    (sel & ~below & (status != "inconclusive"), "o", c),
+                    (sel & ~below & (status == "inconclusive"), "o", "none"),
+                    (sel & below, "v", c),
                 ):
                     if mask.any():
                         ax.scatter(x[mask], y[mask], marker=marker, s=22, facecolor=face,
-                                   edgecolor=c, linewidth=0.9, zorder=4,
-                                   label=name if suffix == "" else f"_{name}{suffix}")
+                                   edgecolor=c, linewidth=0.9, zorder=4, label=f"_{name}")
             bad = status == "violated"
             _mark_violations(ax, x[bad], y[bad])
             ax.set_xlim(xmin, xmax)
@@ -185,7 +188,7 @@ def _param_label(row: Any, params: Sequence[str]) -> str:
         v = row[p]
         if v is None or (isinstance(v, float) and math.isnan(v)):
             continue
-        parts.append(f"{p}={v:g}" if isinstance(v, (int, float)) else f"{p}={v}")
+        parts.append(f"{p}={v:g}" if isinstance(v, numbers.Real) else f"{p}={v}")
     return ", ".join(parts) or "-"
 
 
@@ -234,13 +237,12 @@ def plot_spherical(frame: Any, *, counterexample: str = _COUNTEREXAMPLE) -> Any:
                 ax.set_ylabel("few-shot error and bounds")
                 if g.empty:
                     continue
-                labels = g.apply(lambda r: _param_label(r, params), axis=1).to_numpy()
-                settings = sorted(set(labels))
-                palette = dict(zip(settings, colors(len(settings))))
+                labels, settings = _settings(g, params)
+                colour_of = palette(settings)
                 for s in settings:
                     gs = g[labels == s].sort_values("dim")
-                    c = palette[s]
-                    meas = gs[gs["bound"] == valid.name]
+                    c = colour_of[s]
+                    meas = gs.drop_duplicates(["dim", "measured"])  # one per cell
                     p = meas["dim"].to_numpy(float)
                     lo, _ = _clip(meas["ci_low"], floor)
                     hi, _ = _clip(meas["ci_high"], floor)
@@ -263,7 +265,7 @@ def plot_spherical(frame: Any, *, counterexample: str = _COUNTEREXAMPLE) -> Any:
                 bad = g[(g["bound"] == slides.name) & (g["status"] == "violated")]
                 yb, _ = _clip(bad["measured"], floor)
                 _mark_violations(ax, bad["dim"].to_numpy(float), yb,
-                                 label=f"slides' form violated")
+                                 label="slides' form violated")
         # the line styles, explained once
         ax0 = axes[0, 0]
         ax0.plot([], [], "k--", label=f"slides' form {bound_math(slides)}")
@@ -301,9 +303,6 @@ def _natural(label: str) -> tuple:
     return tuple(out)
 
 
-_MARKERS = ("o", "s", "^", "D", "v", "P", "*", "<", ">", "h")
-
-
 def _coverage_panel(ax: Any, frame: Any, *, x: str, settings: Sequence[str],
                     delta_label: str) -> None:
     """Violation rate against ``x``, one colour per δ (its level drawn as a dashed line,
@@ -311,12 +310,12 @@ def _coverage_panel(ax: Any, frame: Any, *, x: str, settings: Sequence[str],
     cross on each cell whose coverage verdict is *violated*."""
     labels, all_settings = _settings(frame, settings)
     deltas = sorted(frame["delta"].unique())
-    palette = dict(zip(deltas, colors(len(deltas))))
-    markers = dict(zip(all_settings, _MARKERS * (len(all_settings) // len(_MARKERS) + 1)))
+    colour_of = palette(deltas)
+    marker_of = markers(all_settings)
     offsets = dict(zip(all_settings, np.linspace(-0.06, 0.06, len(all_settings))
                        if len(all_settings) > 1 else [0.0]))
     for d in deltas:
-        ax.axhline(d, ls="--", lw=1, color=palette[d], gid="delta",
+        ax.axhline(d, ls="--", lw=1, color=colour_of[d], gid="delta",
                    label=f"{delta_label} = {d:g}", zorder=1)
     for d in deltas:
         for s in all_settings:
@@ -326,11 +325,11 @@ def _coverage_panel(ax: Any, frame: Any, *, x: str, settings: Sequence[str],
             xs = g[x].to_numpy(float) * 10 ** offsets[s]  # a small horizontal dodge
             rate = g["violation_rate"].to_numpy(float)
             ax.vlines(xs, g["ci_low"].to_numpy(float), g["ci_high"].to_numpy(float),
-                      color=palette[d], lw=0.8, alpha=0.6, zorder=2)
-            ax.plot(xs, rate, marker=markers[s], ms=4, lw=0.8, color=palette[d], zorder=3,
+                      color=colour_of[d], lw=0.8, alpha=0.6, zorder=2)
+            ax.plot(xs, rate, marker=marker_of[s], ms=4, lw=0.8, color=colour_of[d], zorder=3,
                     label=f"_{s}")
     for s in all_settings:
-        ax.plot([], [], marker=markers[s], ls="none", color="0.3", label=s)
+        ax.plot([], [], marker=marker_of[s], ls="none", color="0.3", label=s)
     bad = frame["status"].to_numpy(str) == "violated"
     _mark_violations(ax, frame.loc[bad, x].to_numpy(float),
                      frame.loc[bad, "violation_rate"].to_numpy(float),
@@ -371,17 +370,17 @@ def plot_new_samples_coverage(frame: Any, *, settings: Sequence[str] = ("dim", "
         # on delta, so the smallest delta is shown
         first = frame[frame["delta"] == frame["delta"].min()]
         labels, all_settings = _settings(first, settings)
-        palette = dict(zip(all_settings, colors(len(all_settings))))
-        markers = dict(zip(all_settings, _MARKERS * (len(all_settings) // len(_MARKERS) + 1)))
+        colour_of = palette(all_settings)
+        marker_of = markers(all_settings)
         for s in all_settings:
             g = first[labels == s].sort_values("samples")
-            axes[1].plot(g["samples"], g["vacuous_fraction"], marker=markers[s], ms=4,
-                         color=palette[s], label=f"_{s}", gid="vacuous_fraction")
+            axes[1].plot(g["samples"], g["vacuous_fraction"], marker=marker_of[s], ms=4,
+                         color=colour_of[s], label=f"_{s}", gid="vacuous_fraction")
             if has_ratio:
                 r = g["ratio_median"].to_numpy(float)
                 ok = np.isfinite(r)
-                axes[2].plot(g["samples"].to_numpy(float)[ok], r[ok], marker=markers[s],
-                             ms=4, color=palette[s], label=f"_{s}", gid="ratio")
+                axes[2].plot(g["samples"].to_numpy(float)[ok], r[ok], marker=marker_of[s],
+                             ms=4, color=colour_of[s], label=f"_{s}", gid="ratio")
         axes[1].set_xscale("log")
         axes[1].set_ylim(-0.03, 1.03)
         axes[1].set_title("vacuous draws (bound = +inf)")
@@ -438,11 +437,11 @@ def plot_new_classes(frame: Any) -> Any:
             ax = axes[i]
             first = cov[cov["delta"] == cov["delta"].min()]  # gap_rms does not depend on δ
             labels, settings = _settings(first, ("dim", "classes"))
-            palette = dict(zip(settings, colors(len(settings))))
+            colour_of = palette(settings)
             l_label = symbol_math(uniform, "sources")
             for s in settings:
                 g = first[labels == s]
-                c = palette[s]
+                c = colour_of[s]
                 ax.scatter(g["sources"], g["gap_rms"], s=16, color=c, zorder=3, label=f"_{s}")
                 fit = fit_slope(g["sources"], g["gap_rms"])
                 ls = np.geomspace(g["sources"].min(), g["sources"].max(), 50)
@@ -470,10 +469,10 @@ def plot_new_classes(frame: Any) -> Any:
             first = mar[mar["delta"] == mar["delta"].min()]
             delta = float(first["delta"].iloc[0])
             labels, settings = _settings(first, ("dim",))
-            palette = dict(zip(settings, colors(len(settings))))
+            colour_of = palette(settings)
             for s in settings:
                 g = first[labels == s].sort_values("classes")
-                c = palette[s]
+                c = colour_of[s]
                 n = g["classes"].to_numpy(float)
                 ax.plot(n, g["margin_median"], "o", ms=4, color=c, label=f"{s}: median",
                         zorder=3)

@@ -35,7 +35,7 @@ from ncbounds._errors import NCBoundsError
 from ncbounds._validation import describe
 from ncbounds.bounds import Bound, registry
 
-from ._style import check_frame, save_figure
+from ._style import save_figure
 from .plots import (
     _base_bound,
     plot_bound_vs_measurement,
@@ -46,7 +46,12 @@ from .plots import (
     with_k_way_items,
 )
 from .tables import coverage_table, markdown_table, verdict_table
-from .training import fewshot_table_markdown, final_runs, plot_training_curves, plot_transferability
+from .training import (
+    fewshot_table_markdown,
+    final_runs,
+    plot_training_curves,
+    plot_transferability,
+)
 
 __all__ = ["PLANS", "reproduce", "write_report", "write_gallery"]
 

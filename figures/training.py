@@ -20,10 +20,10 @@ import numpy as np
 
 from ._style import (
     check_frame,
-    colors,
     log_ticks,
     new_figure,
     no_minor_ticks,
+    palette,
     style,
     symbol_math,
 )
@@ -61,7 +61,9 @@ def plot_training_curves(frame: Any, *, head: str = "ridge", shots: tuple[int, .
     """
     frame = check_frame(frame, list(dict.fromkeys([*_CURVE_COLUMNS, hue])))
     levels = sorted(frame[hue].dropna().unique())
-    palette = dict(zip(levels, colors(len(levels))))
+    name = (f"{symbol_math('new_classes', 'sources')} (source classes)"
+            if hue == "n_source_classes" else hue)
+    colour_of = palette(levels)
     styles = dict(zip(sorted(shots), ("--", "-", ":", "-.")))
     cdnv_symbol = symbol_math("nearest_mean", "cdnv")
     with style():
@@ -72,8 +74,8 @@ def plot_training_curves(frame: Any, *, head: str = "ridge", shots: tuple[int, .
             rows = frame[(frame["split"] == split) & (frame["metric"] == "cdnv")]
             for (level, run), g in rows.groupby([hue, "run"], sort=True):
                 g = g.sort_values("epoch")
-                ax.plot(g["epoch"], g["value"], "o-", ms=3, color=palette[level], gid="curve",
-                        label=f"{hue} = {level}")
+                ax.plot(g["epoch"], g["value"], "o-", ms=3, color=colour_of[level], gid="curve",
+                        label=f"{name} = {level}")
             ax.set_yscale("log")
             ax.set_title(f"NV {title}")
             ax.set_xlabel("epoch")
@@ -86,9 +88,9 @@ def plot_training_curves(frame: Any, *, head: str = "ridge", shots: tuple[int, .
             rows = _fewshot(frame, split="target", head=head, shots=n)
             for (level, run), g in rows.groupby([hue, "run"], sort=True):
                 g = g.sort_values("epoch")
-                c = palette[level]
+                c = colour_of[level]
                 ax.plot(g["epoch"], g["value"], marker="o", ms=3, ls=styles[n], color=c,
-                        gid="curve", label=f"{hue} = {level}")
+                        gid="curve", label=f"{name} = {level}")
                 if {"ci_low", "ci_high"} <= set(g.columns):
                     ax.fill_between(g["epoch"].to_numpy(float), g["ci_low"].to_numpy(float),
                                     g["ci_high"].to_numpy(float), color=c, alpha=0.15, lw=0)
@@ -101,7 +103,8 @@ def plot_training_curves(frame: Any, *, head: str = "ridge", shots: tuple[int, .
             for h, lab in zip(*a.get_legend_handles_labels()):
                 handles.setdefault(lab, h)
         if handles:
-            fig.legend(list(handles.values()), list(handles), loc="outside right upper")
+            fig.legend(list(handles.values()), list(handles), loc="outside lower center",
+                       ncols=min(len(handles), 6))
     return no_minor_ticks(fig)
 
 
@@ -138,7 +141,7 @@ def plot_transferability(frame: Any, *, head: str = "ridge", shots: int = 5) -> 
     parts = _variant_parts(frame)
     families = sorted({p[0][0] if p else "base" for p in parts.values()},
                       key=lambda k: (k != "base", k))
-    palette = dict(zip(families, colors(len(families))))
+    colour_of = palette(families)
     with style():
         fig, (ax,) = new_figure(1, panel=(5.6, 3.6))
         ax.errorbar(x, y, yerr=ci, fmt="none", ecolor="0.6", lw=0.8, zorder=2)
@@ -146,7 +149,7 @@ def plot_transferability(frame: Any, *, head: str = "ridge", shots: int = 5) -> 
             p = parts.get(run, [])
             family = p[0][0] if p else "base"
             marker = {-1: "v", 1: "^"}.get(p[0][2], "s") if p else "o"
-            ax.scatter([xi], [yi], s=36, marker=marker, color=palette[family],
+            ax.scatter([xi], [yi], s=36, marker=marker, color=colour_of[family],
                        edgecolor="black", linewidth=0.4, zorder=3, gid="runs", label=label)
         ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize="small",
                   title="run")

@@ -180,7 +180,8 @@ def test_new_samples_coverage_draws_delta_violations_and_vacuous_fraction():
 # E4: new classes
 # --------------------------------------------------------------------------------------------
 def cube_margin_reference(side, n, p, delta):
-    # THEORY.md T4 closed form, typed here: s (2 δ / (N (N - 1) V_p))^(1/p), V_p = π^(p/2) / Γ(p/2 + 1)
+    # THEORY.md T4 closed form, typed here independently of the Bound:
+    # s (2 δ / (N (N - 1) V_p))^(1/p) with V_p = π^(p/2) / Γ(p/2 + 1)
     vp = math.pi ** (p / 2) / math.gamma(p / 2 + 1)
     return side * (2 * delta / (n * (n - 1) * vp)) ** (1 / p)
 
@@ -301,7 +302,7 @@ def test_training_curves_four_panels_one_line_per_run_coloured_by_l():
         assert len(lines) == 2
         assert mpl.colors.to_hex(lines[0].get_color()) != mpl.colors.to_hex(lines[1].get_color())
         for line in lines:
-            l = 4 if line.get_label().endswith("4") else 8
+            l = 4 if line.get_label().endswith("= 4") else 8
             expected = frame[(frame["split"] == split) & (frame["metric"] == "cdnv")
                              & (frame["n_source_classes"] == l)].sort_values("epoch")["value"]
             np.testing.assert_allclose(line.get_ydata(), expected)
