@@ -165,6 +165,7 @@ _HEADS = ("ridge", "ncm")
 _NC_FIELDS = ("cdnv", "nc1", "nc2_equinorm", "nc2_equiangular", "nc2_maxangle",
               "nc2_etf_distance")
 _EVAL_BATCH = 1024
+_CHUNK = 4096  # rows per chunk when standardising the inputs
 
 
 # --------------------------------------------------------------------------------------------
@@ -367,7 +368,23 @@ def _per_class_subset(y: np.ndarray, k: int | None, rng: np.random.Generator) ->
     return np.sort(order[sort[rank < k]])
 
 
-def _prepare_data(splits: Any, config: TrainConfig, device: Any, progress: bool | None) -> _Data:
+def _channel_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation (ddof 0, zeros replaced by 1) per feature of vectors
+    (N, d) or per channel of images (N, C, H, W), in float64, two passes over row chunks;
+    shaped to broadcast against a chunk."""
+    axes = (0,) if x.ndim == 2 else (0, 2, 3)
+    count = x.size / x.shape[1]
+    total = sum(x[lo : lo + _CHUNK].sum(axis=axes, dtype=np.float64, keepdims=True)
+                for lo in range(0, x.shape[0], _CHUNK))
+    mean = total / count
+    sq = sum(((x[lo : lo + _CHUNK] - mean) ** 2).sum(axis=axes, keepdims=True)
+             for lo in range(0, x.shape[0], _CHUNK))
+    std = np.sqrt(sq / count)
+    std[std == 0] = 1.0
+    return mean, std
+
+
+def _prepare_data(splits: Any, config: TrainConfig, device: Any) -> _Data:
     import torch
 
     from ncbounds.fewshot import sample_episodes
@@ -390,14 +407,16 @@ def _prepare_data(splits: Any, config: TrainConfig, device: Any, progress: bool 
     x_tr, y_tr = source_part(splits.source_train)
     x_te, y_te = source_part(splits.source_test)
     x_tg, y_tg = splits.target.x, splits.target.y
-    axes = (0,) if x_tr.ndim == 2 else (0, 2, 3)
-    mean = x_tr.mean(axis=axes, dtype=np.float64, keepdims=True)
-    std = x_tr.std(axis=axes, dtype=np.float64, keepdims=True)
-    std[std == 0] = 1.0
+    mean, std = _channel_moments(x_tr)
 
     def tensor(x: np.ndarray) -> Any:
-        z = ((x.astype(np.float64) - mean) / std).astype(np.float32)
-        return torch.from_numpy(z).to(device)
+        """Standardised float32 copy on the device, converted in chunks of rows (a
+        float64 copy of a whole image data set would not fit in memory)."""
+        out = torch.empty(x.shape, dtype=torch.float32, device=device)
+        for lo in range(0, x.shape[0], _CHUNK):
+            z = (x[lo : lo + _CHUNK].astype(np.float64) - mean) / std
+            out[lo : lo + _CHUNK] = torch.from_numpy(z.astype(np.float32))
+        return out
 
     sets = {
         "source_train": (x_tr, y_tr, config.eval_train_per_class),
@@ -849,7 +868,7 @@ def train(
     with _runtime(config, device):
         t0 = time.perf_counter()
         splits = _load_splits(config, progress=show)
-        data = _prepare_data(splits, config, device, show)
+        data = _prepare_data(splits, config, device)
         data_seconds = time.perf_counter() - t0
         l = int(data.source_classes.size)
         identity = _identity(config, l, amp)

@@ -363,6 +363,6 @@ def test_spearman_degenerate_inputs_warn_and_give_nan():
 def test_smaller_source_sets_are_nested_in_larger_ones():
     splits = training._load_splits(TINY, progress=False)
     dev = torch.device("cpu")
-    chosen = [set(training._prepare_data(splits, TINY.replace(n_source_classes=l), dev, False)
+    chosen = [set(training._prepare_data(splits, TINY.replace(n_source_classes=l), dev)
                   .source_classes.tolist()) for l in (2, 4, 6)]
     assert chosen[0] < chosen[1] < chosen[2] and len(chosen[2]) == 6
