@@ -113,7 +113,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--skip-quick", action="store_true")
     parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads for the epoch probes (default: as the quick run, 1 on CPU)")
+                        help="torch threads for the epoch probes (default: as the quick "
+                             "run, 1 on CPU)")
     args = parser.parse_args()
     device = training._resolve_device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
@@ -146,7 +147,8 @@ def main() -> None:
         for label, model_name, width, depth in (("SmallCNN-16", "cnn", 16, None),
                                                 ("SmallCNN-32", "cnn", 32, None),
                                                 ("WRN-28-4", "wrn", 4, 28)):
-            steps = args.steps if model_name == "cnn" or device.type == "cuda" else max(2, args.steps // 5)
+            slow = model_name == "wrn" and device.type == "cpu"
+            steps = max(2, args.steps // 5) if slow else args.steps
             r = epoch_probe(model_name, width, depth, device, steps, data, cfg)
             print(f"{label:<16}{r['params']:>10}{r['img_s']:>9.0f}{r['epoch']:>11.2f}"
                   f"{r['epoch_cpu']:>15.2f}{r['eval']:>14.2f}{r['ratio']:>16.3f}")

@@ -153,8 +153,10 @@ TIMING_METRICS = ("train_seconds", "eval_seconds", "train_seconds_total", "eval_
 EXPERIMENTS = ("n1", "n2", "n3")
 #: Sizes of :func:`run_training_experiment`: ``tiny`` (tests, seconds), ``mlp`` (MLP on the
 #: Gaussian mixture, about a minute on CPU), ``quick`` (CNN on glyphs, the ``--quick``
-#: command: a few minutes on 2 CPU cores), ``full`` (larger data and networks; a GPU helps).
-SIZES = ("tiny", "mlp", "quick", "full")
+#: command: a few minutes on 2 CPU cores), ``full`` (a wider CNN on 400 + 100 glyph classes:
+#: the default without ``--quick``; an hour or so on CPU, minutes on a GPU), ``paper``
+#: (WRN-28-4, the paper's network, on 32 × 32 glyphs; for a GPU).
+SIZES = ("tiny", "mlp", "quick", "full", "paper")
 
 DATASETS = ("glyphs", "gaussian_mixture", "cifar_fs", "fc100", "mini_imagenet")
 _RUNTIME_FIELDS = ("device", "num_threads", "keep_checkpoints")
@@ -288,7 +290,9 @@ class TrainConfig:
                 f"device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {describe(self.device)}"
             )
         if self.data_root is not None and not isinstance(self.data_root, str):
-            raise NCBoundsError(f"data_root: expected a path as str or None, got {describe(self.data_root)}")
+            raise NCBoundsError(
+                f"data_root: expected a path as str or None, got {describe(self.data_root)}"
+            )
         if self.dataset in ("cifar_fs", "fc100", "mini_imagenet") and self.data_root is None:
             raise NCBoundsError(
                 f"data_root: expected the folder or archive of the local {self.dataset} copy, "
@@ -456,7 +460,9 @@ def _resolve_device(name: str) -> Any:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise NCBoundsError(f"device: expected an available device, got {name!r} but CUDA is not available")
+        raise NCBoundsError(
+            f"device: expected an available device, got {name!r} but CUDA is not available"
+        )
     return torch.device(name)
 
 
@@ -559,6 +565,11 @@ def _identity(config: TrainConfig, l: int, amp: bool) -> dict[str, Any]:
 def _run_id(identity: Mapping[str, Any], seed: int) -> str:
     text = json.dumps({"config": identity, "seed": seed}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _run_folder(out: str | os.PathLike, config: TrainConfig, identity: Mapping[str, Any]) -> Path:
+    run = _run_id(identity, config.seed)
+    return Path(out) / "checkpoints" / f"{config.model}-{config.dataset}-{run}"
 
 
 # Rows handed from train() to the store through simulations.sweep.run_sweep: the cell
@@ -873,7 +884,7 @@ def train(
         l = int(data.source_classes.size)
         identity = _identity(config, l, amp)
         run = _run_id(identity, config.seed)
-        folder = out / "checkpoints" / f"{config.model}-{config.dataset}-{run}"
+        folder = _run_folder(out, config, identity)
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
@@ -905,7 +916,8 @@ def train(
         if existing:
             last_path = existing[-1][1]
             state = _load_checkpoint(last_path, device)
-            if state["config"] != json.dumps(identity, sort_keys=True) or state["seed"] != config.seed:
+            same = state["config"] == json.dumps(identity, sort_keys=True)
+            if not same or state["seed"] != config.seed:
                 raise NCBoundsError(
                     f"out: the checkpoint {last_path} belongs to another configuration; "
                     "use another out folder"
@@ -983,8 +995,9 @@ def _train_rows(values: Mapping[str, float]) -> list[dict]:
 def _progress_bar(show: bool, config: TrainConfig, start: int, run: str) -> Any:
     from tqdm import tqdm
 
-    return tqdm(total=config.epochs, initial=start, desc=f"{config.model}/{config.dataset} {run[:6]}",
-                unit="epoch", disable=not show, dynamic_ncols=True, leave=False)
+    return tqdm(total=config.epochs, initial=start,
+                desc=f"{config.model}/{config.dataset} {run[:6]}", unit="epoch",
+                disable=not show, dynamic_ncols=True, leave=False)
 
 
 def load_trained_model(
@@ -996,27 +1009,27 @@ def load_trained_model(
     to recover the input shape and the number of source classes. Returns the model in eval
     mode on ``device``.
     """
-    import torch
-
     from .networks import build_model
 
     dev = _resolve_device(device)
     splits = _load_splits(config, progress=False)
     l_all = splits.source_classes.size
     l = l_all if config.n_source_classes is None else config.n_source_classes
-    amp = dev.type == "cuda" and config.amp is not False
-    for amp_flag in (amp, not amp):  # the run may have used the other precision
-        identity = _identity(config, l, amp_flag)
-        folder = Path(out) / "checkpoints" / f"{config.model}-{config.dataset}-{_run_id(identity, config.seed)}"
-        files = dict(_checkpoint_files(folder))
-        if files:
-            break
+    files: dict[int, Path] = {}
+    for amp in (False, True):  # trained on CPU (no mixed precision) or on CUDA (amp)
+        folder = _run_folder(out, config, _identity(config, l, amp))
+        files = files or dict(_checkpoint_files(folder))
     if not files:
-        raise NCBoundsError(f"out: expected checkpoints of this configuration under {Path(out) / 'checkpoints'}, found none")
+        raise NCBoundsError(
+            f"out: expected checkpoints of this configuration under "
+            f"{Path(out) / 'checkpoints'}, found none"
+        )
     if epoch is None:
         epoch = max(files)
     if epoch not in files:
-        raise NCBoundsError(f"epoch: expected one of the checkpointed epochs {sorted(files)}, got {epoch!r}")
+        raise NCBoundsError(
+            f"epoch: expected one of the checkpointed epochs {sorted(files)}, got {epoch!r}"
+        )
     state = _load_checkpoint(files[epoch], dev)
     x = splits.source_train.x
     model = build_model(config.model, input_shape=tuple(x.shape[1:]), num_classes=l,
@@ -1137,14 +1150,23 @@ def _base_config(size: str, device: str) -> TrainConfig:
             eval_test_per_class=8, eval_target_per_class=30, fewshot_episodes=300,
             device=device, num_threads=1,
         )
+    if size == "full":
+        return TrainConfig(
+            model="cnn", dataset="glyphs", width=32, data_source_classes=400,
+            data_target_classes=100, data_per_class=60, epochs=40, batch_size=128, lr=0.05,
+            eval_every=2, eval_train_per_class=20, fewshot_episodes=1000, device=device,
+        )
     return TrainConfig(
-        model="cnn", dataset="glyphs", width=32, data_source_classes=400,
-        data_target_classes=100, data_per_class=60, epochs=40, batch_size=128, lr=0.05,
-        eval_every=2, eval_train_per_class=20, fewshot_episodes=1000, device=device,
+        model="wrn", dataset="glyphs", width=4, depth=28, image_size=32,
+        data_source_classes=400, data_target_classes=100, data_per_class=60, epochs=60,
+        batch_size=128, lr=0.05, eval_every=2, eval_train_per_class=20,
+        fewshot_episodes=1000, device=device,
     )
 
 
-def experiment_configs(name: str, size: str = "quick", *, device: str = "auto") -> list[TrainConfig]:
+def experiment_configs(
+    name: str, size: str = "quick", *, device: str = "auto"
+) -> list[TrainConfig]:
     """The training runs of experiment ``name`` ("n1", "n2", "n3") at ``size``.
 
     - n1: the base configuration of the size.
@@ -1203,7 +1225,10 @@ def spearman_with_ci(x: Sequence[float], y: Sequence[float], *, confidence: floa
     xa = np.asarray(x, dtype=np.float64)
     ya = np.asarray(y, dtype=np.float64)
     if xa.ndim != 1 or xa.shape != ya.shape:
-        raise NCBoundsError(f"x, y: expected two 1-D sequences of equal length, got {xa.shape} and {ya.shape}")
+        raise NCBoundsError(
+            f"x, y: expected two 1-D sequences of equal length, got shapes {xa.shape} and "
+            f"{ya.shape}"
+        )
     n = int(xa.size)
     nan = {"spearman": math.nan, "ci_low": math.nan, "ci_high": math.nan,
            "p_value": math.nan, "n_runs": n, "confidence": confidence}

@@ -42,7 +42,8 @@ def n_params(model: nn.Module) -> int:
         (MLP(3 * 4 * 4, 5, width=6, depth=1), torch.randn(4, 3, 4, 4), 6),  # flattened
         (SmallCNN(1, 5, width=3), torch.randn(4, 1, 28, 28), 24),
         (SmallCNN(3, 5, width=2), torch.randn(4, 3, 84, 84), 16),  # mini-ImageNet size
-        (WideResNet(depth=10, widen=2, num_classes=5, in_channels=3), torch.randn(4, 3, 32, 32), 128),
+        (WideResNet(depth=10, widen=2, num_classes=5, in_channels=3),
+         torch.randn(4, 3, 32, 32), 128),
     ],
 )
 def test_features_and_classifier_compose_to_the_logits(model, x, dim):
@@ -100,7 +101,8 @@ def test_gradients_reach_every_parameter():
 
 def test_build_model_dispatch():
     assert isinstance(build_model("mlp", input_shape=(5,), num_classes=3, width=4), MLP)
-    assert build_model("mlp", input_shape=(1, 4, 4), num_classes=3, width=4).body[1].in_features == 16
+    flat = build_model("mlp", input_shape=(1, 4, 4), num_classes=3, width=4)
+    assert flat.body[1].in_features == 16
     assert isinstance(build_model("cnn", input_shape=(1, 16, 16), num_classes=3, width=2), SmallCNN)
     wrn = build_model("wrn", input_shape=(3, 16, 16), num_classes=3, width=1, depth=10)
     assert isinstance(wrn, WideResNet) and wrn.feature_dim == 64

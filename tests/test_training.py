@@ -56,7 +56,8 @@ def brute_force_cdnv(f: np.ndarray, y: np.ndarray) -> float:
     """Average over unordered class pairs of (v_i + v_j) / (2 |mu_i - mu_j|^2), ddof 0."""
     classes = np.unique(y)
     mu = [f[y == c].astype(np.float64).mean(axis=0) for c in classes]
-    var = [((f[y == c].astype(np.float64) - m) ** 2).sum(axis=1).mean() for c, m in zip(classes, mu)]
+    var = [((f[y == c].astype(np.float64) - m) ** 2).sum(axis=1).mean()
+           for c, m in zip(classes, mu)]
     vals = [(var[i] + var[j]) / (2 * np.sum((mu[i] - mu[j]) ** 2))
             for i in range(len(classes)) for j in range(i + 1, len(classes))]
     return float(np.mean(vals))
@@ -121,7 +122,8 @@ def test_training_reduces_the_source_cdnv_and_loss(tiny_run):
 
 def test_timing_rows_add_up(tiny_run):
     _, frame, epochs = tiny_run
-    t = frame[frame["split"] == "train"].pivot_table(index="epoch", columns="metric", values="value")
+    t = frame[frame["split"] == "train"].pivot_table(index="epoch", columns="metric",
+                                                     values="value")
     assert t["train_seconds"].sum() == pytest.approx(t.loc[3, "train_seconds_total"])
     assert t["eval_seconds"].sum() == pytest.approx(t.loc[3, "eval_seconds_total"])
     assert (t[["train_seconds", "eval_seconds"]] >= 0).all().all()
@@ -257,7 +259,8 @@ def test_learning_rate_schedules_follow_their_closed_forms():
     vals = [training._lr_factor(cos, e, s, 5) for e in range(1, 5) for s in range(5)]
     assert vals == pytest.approx([0.5 * (1 + math.cos(math.pi * t / 20)) for t in range(20)])
     step = TINY.replace(epochs=9, schedule="step", lr_gamma=0.5)  # default: every 9 // 3 epochs
-    assert [training._lr_factor(step, e, 0, 5) for e in range(1, 10)] == [1, 1, 1, .5, .5, .5, .25, .25, .25]
+    factors = [training._lr_factor(step, e, 0, 5) for e in range(1, 10)]
+    assert factors == [1, 1, 1, 0.5, 0.5, 0.5, 0.25, 0.25, 0.25]
 
 
 def test_per_class_subset_takes_k_of_each_class():
@@ -267,7 +270,8 @@ def test_per_class_subset_takes_k_of_each_class():
     assert np.bincount(y[idx]).tolist()[3:10:1] == [3, 3, 0, 0, 0, 0, 2]
     again = training._per_class_subset(y, 3, np.random.default_rng(0))
     assert np.array_equal(idx, again)
-    assert np.array_equal(training._per_class_subset(y, None, np.random.default_rng(0)), np.arange(15))
+    everything = training._per_class_subset(y, None, np.random.default_rng(0))
+    assert np.array_equal(everything, np.arange(15))
 
 
 # ----------------------------------------------------------------------------- experiments
@@ -318,6 +322,8 @@ def test_quick_n1_is_the_cnn_on_glyphs():
     assert (cfg.model, cfg.dataset) == ("cnn", "glyphs")
     (full,) = experiment_configs("n1", "full")
     assert full.data_source_classes > cfg.data_source_classes
+    (paper,) = experiment_configs("n1", "paper")
+    assert (paper.model, paper.width, paper.depth) == ("wrn", 4, 28)  # WRN-28-4
 
 
 # ----------------------------------------------------------------------------- correlation
