@@ -1120,48 +1120,31 @@ def format_summary(summary: Any) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _base_config(size: str, device: str) -> TrainConfig:
-    """The base configuration of an experiment size (see :data:`SIZES`).
-
-    The CPU sizes train with one torch thread: on a 2-core machine shared with other work,
-    two OpenMP threads made an epoch of the small CNN 5-10 times slower (threads spinning
-    at barriers while descheduled), while one thread lost little when the machine was idle.
-    """
-    if size == "tiny":
-        return TrainConfig(
-            model="mlp", dataset="gaussian_mixture", width=32, data_source_classes=8,
-            data_target_classes=6, data_per_class=30, input_dim=16, epochs=3, batch_size=32,
-            lr=0.05, eval_train_per_class=10, fewshot_episodes=40, device=device,
-            num_threads=1,
-        )
-    if size == "mlp":
-        return TrainConfig(
-            model="mlp", dataset="gaussian_mixture", width=256, data_source_classes=64,
-            data_target_classes=20, data_per_class=100, input_dim=64, epochs=30,
-            batch_size=128, lr=0.05, eval_every=3, eval_train_per_class=20,
-            eval_test_per_class=10, eval_target_per_class=40, fewshot_episodes=500,
-            device=device, num_threads=1,
-        )
-    if size == "quick":
-        return TrainConfig(
-            model="cnn", dataset="glyphs", width=16, data_source_classes=100,
-            data_target_classes=20, data_per_class=50, data_test_per_class=10, epochs=15,
-            batch_size=64, lr=0.05, eval_every=3, eval_train_per_class=8,
-            eval_test_per_class=8, eval_target_per_class=30, fewshot_episodes=300,
-            device=device, num_threads=1,
-        )
-    if size == "full":
-        return TrainConfig(
-            model="cnn", dataset="glyphs", width=32, data_source_classes=400,
-            data_target_classes=100, data_per_class=60, epochs=40, batch_size=128, lr=0.05,
-            eval_every=2, eval_train_per_class=20, fewshot_episodes=1000, device=device,
-        )
-    return TrainConfig(
-        model="wrn", dataset="glyphs", width=4, depth=28, image_size=32,
-        data_source_classes=400, data_target_classes=100, data_per_class=60, epochs=60,
-        batch_size=128, lr=0.05, eval_every=2, eval_train_per_class=20,
-        fewshot_episodes=1000, device=device,
-    )
+# The base configuration of each experiment size (see SIZES). The CPU sizes train with one
+# torch thread: on a 2-core machine shared with other work, two OpenMP threads made an epoch
+# of the small CNN 5-10 times slower (threads spinning at barriers while descheduled), while
+# one thread lost little when the machine was idle.
+_SIZE_CONFIGS: dict[str, dict[str, Any]] = {
+    "tiny": dict(model="mlp", dataset="gaussian_mixture", width=32, data_source_classes=8,
+                 data_target_classes=6, data_per_class=30, input_dim=16, epochs=3,
+                 batch_size=32, eval_train_per_class=10, fewshot_episodes=40, num_threads=1),
+    "mlp": dict(model="mlp", dataset="gaussian_mixture", width=256, data_source_classes=64,
+                data_target_classes=20, data_per_class=100, input_dim=64, epochs=30,
+                batch_size=128, eval_every=3, eval_train_per_class=20, eval_test_per_class=10,
+                eval_target_per_class=40, fewshot_episodes=500, num_threads=1),
+    "quick": dict(model="cnn", dataset="glyphs", width=16, data_source_classes=100,
+                  data_target_classes=20, data_per_class=50, data_test_per_class=10,
+                  epochs=15, batch_size=64, eval_every=3, eval_train_per_class=8,
+                  eval_test_per_class=8, eval_target_per_class=30, fewshot_episodes=300,
+                  num_threads=1),
+    "full": dict(model="cnn", dataset="glyphs", width=32, data_source_classes=400,
+                 data_target_classes=100, data_per_class=60, epochs=40, batch_size=128,
+                 eval_every=2, eval_train_per_class=20, fewshot_episodes=1000),
+    "paper": dict(model="wrn", dataset="glyphs", width=4, depth=28, image_size=32,
+                  data_source_classes=400, data_target_classes=100, data_per_class=60,
+                  epochs=60, batch_size=128, eval_every=2, eval_train_per_class=20,
+                  fewshot_episodes=1000),
+}
 
 
 def experiment_configs(
@@ -1183,7 +1166,7 @@ def experiment_configs(
     """
     _choice(name, "name", EXPERIMENTS)
     _choice(size, "size", SIZES)
-    base = _base_config(size, device)
+    base = TrainConfig(**_SIZE_CONFIGS[size], device=device)
     if name == "n1":
         return [base]
     final_only = {"eval_every": base.epochs}
