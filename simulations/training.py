@@ -263,8 +263,10 @@ class TrainConfig:
         _choice(self.fewshot_normalize, "fewshot_normalize", (None, "center", "l2"))
         for name in ("width", "data_source_classes", "data_target_classes", "image_size",
                      "input_dim", "epochs", "batch_size", "eval_every", "fewshot_queries",
-                     "fewshot_episodes", "keep_checkpoints"):
+                     "keep_checkpoints"):
             check_positive_int(getattr(self, name), name)
+        # two episodes at least, for the interval over episodes
+        check_positive_int(self.fewshot_episodes, "fewshot_episodes", minimum=2)
         check_positive_int(self.data_per_class, "data_per_class", minimum=2)
         check_positive_int(self.fewshot_ways, "fewshot_ways", minimum=2)
         for name in ("data_seed", "seed"):
@@ -603,7 +605,8 @@ def _write_rows(store: Path, sweep: str, config: dict, seed: int, rows: list[dic
     finally:
         _PENDING.pop(key, None)
     if result.failed:
-        error = failed_cells(store, name=sweep)["error"].iloc[-1]
+        failed = failed_cells(store, name=sweep)
+        error = failed.loc[failed["cell_key"] == key, "error"].iloc[0]
         raise NCBoundsError(f"store: could not write the rows to {store}: {error}")
 
 

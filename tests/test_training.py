@@ -226,7 +226,7 @@ def test_cnn_on_glyphs(tmp_path, monkeypatch):
     ("model", "resnet"), ("dataset", "omniglot"), ("optimizer", "adam"), ("schedule", "linear"),
     ("epochs", 0), ("lr", 0.0), ("lr", float("nan")), ("label_smoothing", 1.0),
     ("weight_decay", -1e-4), ("n_source_classes", 1), ("device", "tpu"), ("amp", "yes"),
-    ("fewshot_ways", 1), ("data_root", 3),
+    ("fewshot_ways", 1), ("fewshot_episodes", 1), ("data_root", 3),
 ])
 def test_bad_configuration_names_the_field(field, value):
     with pytest.raises(NCBoundsError, match=f"^{field}:"):
