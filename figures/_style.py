@@ -32,6 +32,7 @@ __all__ = [
     "bound_math",
     "check_frame",
     "colors",
+    "figure_legend",
     "log_floor",
     "markers",
     "palette",
@@ -227,6 +228,19 @@ def log_ticks(ax: Any, axis: str = "y") -> None:
     target.set_major_locator(ticker.LogLocator(subs=subs, numticks=99))
     target.set_major_formatter(ticker.FormatStrFormatter("%g"))
     target.set_minor_formatter(ticker.NullFormatter())
+
+
+def figure_legend(fig: Figure, axes: Sequence[Any]) -> None:
+    """One legend for the figure below the panels, each label of ``axes`` once (labels
+    starting with "_" are left out, as matplotlib does)."""
+    seen: dict[str, Any] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            if not label.startswith("_") and label not in seen:
+                seen[label] = handle
+    if seen:
+        fig.legend(list(seen.values()), list(seen), loc="outside lower center",
+                   ncols=max(1, min(3, len(seen), int(fig.get_figwidth() // 3.4))))
 
 
 def log_floor(values: np.ndarray, *, decades: float = 2.0) -> float:

@@ -29,6 +29,7 @@ from ._style import (
     bound_math,
     check_frame,
     colors,
+    figure_legend,
     log_floor,
     markers,
     new_figure,
@@ -67,22 +68,6 @@ def _clip(values: Any, floor: float) -> tuple[np.ndarray, np.ndarray]:
     v = np.asarray(values, dtype=float)
     below = ~(v >= floor)
     return np.where(below, floor, v), below
-
-
-def _legend(fig: Any, axes: Sequence[Any], *, below: bool = False) -> None:
-    """One legend for the figure, each label once, outside the panels (right or below)."""
-    seen: dict[str, Any] = {}
-    for ax in axes:
-        for handle, label in zip(*ax.get_legend_handles_labels()):
-            if not label.startswith("_") and label not in seen:
-                seen[label] = handle
-    if not seen:
-        return
-    if below:
-        fig.legend(list(seen.values()), list(seen), loc="outside lower center",
-                   ncols=max(1, min(3, len(seen), int(fig.get_figwidth() // 3.4))))
-    else:
-        fig.legend(list(seen.values()), list(seen), loc="outside right upper")
 
 
 def _marker_proxies(ax: Any, *, inconclusive: bool, below: bool) -> None:
@@ -171,7 +156,7 @@ def plot_bound_vs_measurement(frame: Any, *, hue: str = "family") -> Any:
             any_below = any_below or bool(below.any())
             any_inconclusive = any_inconclusive or bool((status == "inconclusive").any())
         _marker_proxies(axes[0], inconclusive=any_inconclusive, below=any_below)
-        _legend(fig, axes, below=True)
+        figure_legend(fig, axes)
     return no_minor_ticks(fig)
 
 
@@ -276,7 +261,7 @@ def plot_spherical(frame: Any, *, counterexample: str = _COUNTEREXAMPLE) -> Any:
         if "error_lower_bound" in frame.columns and np.isfinite(
                 frame["error_lower_bound"].to_numpy(float)).any():
             ax0.plot([], [], "k-", lw=0.7, label="counterexample's error lower bound")
-        _legend(fig, list(axes.ravel()), below=True)
+        figure_legend(fig, list(axes.ravel()))
     return no_minor_ticks(fig)
 
 
@@ -396,7 +381,7 @@ def plot_new_samples_coverage(frame: Any, *, settings: Sequence[str] = ("dim", "
             ax.set_xlabel(m_label)
         fig.suptitle(f"T3 (new samples): $V_f(P_i, P_j) \\leq$ {bound_math(bound)} "
                      f"with probability $\\geq 1 - \\delta$", fontsize="medium")
-        _legend(fig, axes, below=True)
+        figure_legend(fig, axes)
     return no_minor_ticks(fig)
 
 
@@ -502,7 +487,7 @@ def plot_new_classes(frame: Any) -> Any:
             ax.set_ylabel(f"margin {symbol_math('new_classes_rate', 'margin')} "
                           "(median, 5-95% range)")
             ax.set_title("cube margin")
-        _legend(fig, axes, below=True)
+        figure_legend(fig, axes)
     return no_minor_ticks(fig)
 
 
@@ -591,5 +576,5 @@ def plot_tightness(frame: Any) -> Any:
         ax.grid(False, axis="y")
         ax.set_xlabel("best measured / bound found (ratio > 1: violation)")
         ax.set_title("tightness search")
-        _legend(fig, [ax], below=True)
+        figure_legend(fig, [ax])
     return no_minor_ticks(fig)

@@ -149,8 +149,21 @@ def reproduce(
 # --------------------------------------------------------------------------------------------
 # Reading the store
 # --------------------------------------------------------------------------------------------
-def _frames(store: Path) -> dict[str, Any]:
-    """Every sweep of the store that the report knows, by name (absent ones left out)."""
+def _grid_keys(size: str) -> dict[str, set[str]]:
+    """The cell keys of each simulation experiment's grid at the reproduce scale ``size``."""
+    from simulations.experiments import EXPERIMENTS
+    from simulations.sweep import cell_key
+
+    grid = PLANS[size].simulations
+    return {key: {cell_key(spec.cell, c, s) for c in spec.configs(grid) for s in spec.seeds[grid]}
+            for key, spec in EXPERIMENTS.items()}
+
+
+def _frames(store: Path, size: str | None = None) -> dict[str, Any]:
+    """Every sweep of the store that the report knows, by name (absent ones left out).
+
+    With ``size``, the simulation sweeps keep only the cells of that scale's grids (a
+    folder that also holds cells of another scale reports this one only)."""
     import sqlite3
 
     from simulations.sweep import load_results
@@ -166,7 +179,12 @@ def _frames(store: Path) -> dict[str, Any]:
     finally:
         conn.close()
     wanted = (*_SIMULATIONS, "n1", "n2", "n3", "n3-correlations")
-    return {n: load_results(store, name=n) for n in wanted if n in names}
+    frames = {n: load_results(store, name=n) for n in wanted if n in names}
+    if size is not None:
+        for name, keys in _grid_keys(size).items():
+            if name in frames:
+                frames[name] = frames[name][frames[name]["cell_key"].isin(keys)]
+    return frames
 
 
 # --------------------------------------------------------------------------------------------
@@ -203,13 +221,16 @@ def _draw(frames: dict[str, Any], folder: Path, *, dpi: float,
     return written
 
 
-def write_gallery(store: str | os.PathLike, dest: str | os.PathLike, *, dpi: float = 100) -> \
-        list[Path]:
+def write_gallery(store: str | os.PathLike, dest: str | os.PathLike, *, dpi: float = 100,
+                  size: str | None = "quick") -> list[Path]:
     """The PNG figures of a finished store into ``dest`` (small files for the README).
 
-    Nothing is computed: the figures are drawn from the rows in ``store``.
+    Nothing is computed: the figures are drawn from the rows in ``store`` (only the cells of
+    the ``size`` scale's simulation grids; None: all).
     """
-    frames = _frames(Path(store))
+    if size is not None:
+        _resolve_size(True, False, size)
+    frames = _frames(Path(store), size)
     written = _draw(frames, Path(dest), dpi=dpi, formats=("png",))
     return list(written.values())
 
@@ -265,8 +286,9 @@ def _t4_slopes(rows: Any) -> str:
     slopes = summarize(rows)
     if slopes.empty:
         return ""
-    return ("Log-log slope of the rms gap against l (predicted −1/2; `consistent`: the 95% "
-            "interval contains it):\n\n"
+    return ("Log-log slope of the rms gap against l (predicted −1/2 when V_ij has a finite "
+            "variance over the pairs, i.e. for p > 4; `consistent`: the 95% interval "
+            "contains it):\n\n"
             + markdown_table(slopes[["dim", "classes", "slope", "slope_low", "slope_high",
                                      "points", "consistent"]]))
 
@@ -333,8 +355,8 @@ def _tightness(e5: Any, bound: str, item: str, *, fallback: str = "") -> str:
         e5[(e5["bound"].map(_base_bound) == bound) & (e5["theory_item"] == item)]
     if rows is None or rows.empty:
         return fallback or "Tightness: the search E5 has no results for this statement."
-    cols = [c for c in ("bound", "dim", "atoms", "shots", "ways", "seed", "ratio",
-                        "implied_constant", "status") if c in rows.columns]
+    cols = [c for c in ("bound", "optimizer", "dim", "atoms", "shots", "ways", "seed",
+                        "ratio", "implied_constant", "status") if c in rows.columns]
     best = rows.sort_values("ratio", ascending=False, kind="stable")[cols]
     return ("Tightness (E5, best measured / bound found by a global search; > 1 is a "
             "violation; the implied constant is the smallest the best family allows):\n\n"
@@ -408,13 +430,17 @@ def write_report(store: str | os.PathLike, *, out: str | os.PathLike | None = No
     """Draw every figure of the rows in ``store`` and write ``report.md``; nothing is run.
 
     ``out`` defaults to the store's folder; figures go to ``out/figures/`` as PNG and PDF.
-    ``size`` is only named in the report's header. The report's text and the figures' bytes
+    ``size`` (a scale of :func:`reproduce`: "tiny", "quick", "full") keeps only the
+    simulation cells of that scale's grids and is named in the header; None reports every
+    stored row. (Training runs are all reported: keep one scale per folder.) The report's text and the figures' bytes
     depend only on the stored rows, so rewriting it from the same store changes nothing.
     Returns the path of ``report.md``.
     """
     store = Path(store).expanduser().absolute()
     root = store.parent if out is None else Path(out).expanduser().absolute()
-    frames = _frames(store)
+    if size is not None:
+        _resolve_size(True, False, size)
+    frames = _frames(store, size)
     figures = _draw(frames, root / FIGURES, dpi=dpi, formats=("png", "pdf"))
     bounds = registry()
     e5 = frames.get("e5")

@@ -20,6 +20,7 @@ import numpy as np
 
 from ._style import (
     check_frame,
+    figure_legend,
     log_ticks,
     new_figure,
     no_minor_ticks,
@@ -37,7 +38,7 @@ _SPLITS = (("source_train", "source-train"), ("source_test", "source-test"),
 _CURVE_COLUMNS = ["run", "epoch", "split", "metric", "value", "n_source_classes"]
 #: configuration columns that vary across the N3 runs (one at a time around a base run)
 _VARIED = (("weight_decay", "wd"), ("label_smoothing", "ls"), ("epochs", "epochs"),
-           ("width", "width"), ("n_source_classes", "l"), ("model", "model"))
+           ("width", "width"))
 
 
 def _fewshot(frame: Any, *, split: str, head: str, shots: int) -> Any:
@@ -98,13 +99,7 @@ def plot_training_curves(frame: Any, *, head: str = "ridge", shots: tuple[int, .
         ax.set_title(f"few-shot accuracy ({head}, target)")
         ax.set_xlabel("epoch")
         ax.set_ylabel("accuracy")
-        handles: dict[str, Any] = {}
-        for a in axes:
-            for h, lab in zip(*a.get_legend_handles_labels()):
-                handles.setdefault(lab, h)
-        if handles:
-            fig.legend(list(handles.values()), list(handles), loc="outside lower center",
-                       ncols=min(len(handles), 6))
+        figure_legend(fig, axes)
     return no_minor_ticks(fig)
 
 
@@ -229,13 +224,19 @@ def fewshot_table_markdown(frame: Any, *, split: str = "target", digits: int = 3
 
 
 def _variant_parts(frame: Any) -> dict[str, list[tuple[str, Any, int]]]:
-    """Per run: the (short name, value, sign) of each setting that differs from the most
-    common one across the runs of ``frame`` (sign: -1 lower, +1 higher, 0 not ordered)."""
+    """Per run: the (short name, value, sign) of each pretraining setting that differs from
+    the most common one across the runs of its sweep (sign: -1 lower, +1 higher, 0 not
+    ordered). The number of source classes and the model have columns of their own."""
     cols = [c for c, _ in _VARIED if c in frame.columns]
     if not cols or "run" not in frame.columns:
         return {}
+    if "sweep" in frame.columns and frame["sweep"].nunique() > 1:
+        out: dict[str, list[tuple[str, Any, int]]] = {}
+        for _, g in frame.groupby("sweep", sort=True):
+            out.update(_variant_parts(g.drop(columns="sweep")))
+        return out
     per_run = frame.drop_duplicates("run").set_index("run")[cols]
-    out: dict[str, list[tuple[str, Any, int]]] = {}
+    out = {}
     for run, row in per_run.iterrows():
         parts = []
         for col, short in _VARIED:

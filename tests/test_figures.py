@@ -478,3 +478,10 @@ def test_reproduce_tiny_end_to_end_and_the_rerun_recomputes_nothing(tmp_path):
     assert report.read_text(encoding="utf-8") == text
     for path, data in files.items():
         assert path.read_bytes() == data, path.name
+
+    # cells of another grid in the same folder (E1 with another seed) stay out of the report
+    from simulations.experiments import run_experiment
+
+    run_experiment("e1", out=out, size="tiny", seeds=[1], n_jobs=1, progress=False)
+    assert store_snapshot(out / "results.sqlite")[0] > before[0]  # new cells in the store
+    assert figures.write_report(out / "results.sqlite", size="tiny").read_text() == text
