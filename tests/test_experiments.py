@@ -484,3 +484,32 @@ def test_package_summarize_dispatch():
                           "dim": [8], "status": ["holds"]})
     pd.testing.assert_frame_equal(experiments.summarize("spherical", frame),
                                   spherical.summarize(frame))
+
+
+# --------------------------------------------------------------------------------------
+# the quick sizes end to end (about a minute each on 2 cores): pytest -m slow
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_e1_quick_never_violated_and_shows_both_regimes(tmp_path):
+    frame = load_results(run_experiment("e1", out=tmp_path, quick=True, progress=False),
+                         name="e1")
+    assert not (frame["status"] == "violated").any()
+    for _, g in frame.groupby(["bound", "ways"]):
+        assert g["vacuous"].any() and (~g["vacuous"].astype(bool)).any()
+    assert (frame.loc[~frame["vacuous"].astype(bool), "status"] == "holds").mean() > 0.9
+
+
+@pytest.mark.slow
+def test_e5_quick_finds_the_wrong_bounds_and_respects_the_valid_ones(tmp_path):
+    frame = load_results(run_experiment("e5", out=tmp_path, quick=True, progress=False),
+                         name="e5")
+    wrong = frame["bound"].isin(["nearest_mean[C=1]"]) | (
+        (frame["bound"] == "spherical_as_stated") & (frame["dim"] == 512))
+    assert frame.loc[wrong, "violates"].all() and wrong.sum() == 3  # DE, annealing, slides
+    valid = frame[frame["bound"].isin(["nearest_mean", "nearest_mean_anisotropic",
+                                       "known_means", "spherical"])]
+    assert not valid["violates"].any() and (valid["ratio"] <= 1).all()
+    # Cantelli (T1d) is tight: the search gets close to ratio 1
+    assert frame.loc[frame["bound"] == "known_means", "ratio"].max() > 0.95

@@ -102,7 +102,7 @@ EXPERIMENTS: dict[str, ExperimentSpec] = {
               new_classes, {"tiny": (0,), "quick": (0, 1), "default": (0, 1, 2)}),
         _spec("e5", "tightness", "global search (scipy) for the family with the largest "
               "measured / bound ratio, for T1 variants and the T2 forms",
-              tightness, {"tiny": (0,), "quick": (0,), "default": (0, 1)}),
+              tightness, _ONE),
     )
 }
 

@@ -18,14 +18,16 @@ every pair has the same CDNV V = v / d² with v the total variance of each class
 - ``"gaussian_aniso"``: N(μ_c, Σ) with Σ diagonal, eigenvalues ∝ (i + 1)^(−``decay``)
   summing to v; the largest one lies along the first mean difference (the worst direction).
 - ``"spherical_pareto"``: μ_c + R U, U uniform on the sphere and a heavy-tailed atomic radius
-  law: R ∝ 2^j with probability ∝ 2^(−``tail`` · j), j = 0..9 (a discretised Pareto law of
-  index ``tail``; finite variance for tail > 2).
+  law: R ∝ 2^j with probability ∝ 2^(−``tail`` · j), j = 0..9 (a truncated, discretised
+  Pareto law of index ``tail``: most of the mass at small radii, most of the variance in
+  the rare large ones).
 - ``"finite_outlier"``: two atoms per class, a bulk atom μ_c − q t u_c (probability 1 − q)
-  and a rare atom μ_c + R u_c (probability q), R = ``reach`` · d beyond the midpoint towards
-  the next class (u_c = unit vector from μ_c to μ_{c+1}), with t = R / (1 − q) and
-  q = v / (R² + v) so that Var = q R² / (1 − q) = v; the error is exact (enumeration). This
-  is the near-extremal structure for T1 that E5 finds on its own: the error is about q/2
-  while the bound is about 16 q R² (1 + 2/n), within a factor of about 10 at every CDNV.
+  and a rare atom μ_c + R u_c (probability q) at R = ``reach`` · d from the mean towards the
+  next class (u_c = unit vector from μ_c to μ_{c+1}; reach > 1/2 puts it past the midpoint),
+  with t = R / (1 − q) and q = v / (R² + v) so that Var = q R² / (1 − q) = v; the error is
+  exact (enumeration). This is the near-extremal structure for T1 that E5 finds on its own:
+  for small CDNV the two-way error is about q/2 while T1 is about 16 q R² (1 + 2/n), so the
+  measured / bound ratio stays near 0.1 however small the CDNV.
 
 The grid (``configs(size)``) runs over ``dim``, ``shots`` (1, 5, 20), ``ways`` (2, 5) and
 ``cdnv`` (about 1e-3 to 1): T1 is informative (bound < 1) only for small CDNV
@@ -34,9 +36,9 @@ The grid (``configs(size)``) runs over ``dim``, ``shots`` (1, 5, 20), ``ways`` (
 Columns of each row (one row per bound checked in a cell): the configuration ``family``,
 ``dim``, ``shots``, ``ways``, ``cdnv`` (requested population CDNV), ``decay`` / ``tail`` /
 ``reach`` (family parameters, missing for the others), ``budget``, ``min_tasks``, ``max_tasks``
-(Monte Carlo tasks: ``budget`` float64 draws per cell, raised to about 5 / (smallest bound)
-so that an error-free measurement certifies the bound at 99%, clipped to
-[``min_tasks``, ``max_tasks``]), ``seed``; then ``cdnv_exact`` (the family's
+(Monte Carlo tasks: ``budget`` float64 draws per cell, raised towards 5 / (smallest bound),
+so that an error-free measurement certifies the bound at 99%, but to at most 8 × the budget,
+then clipped to [``min_tasks``, ``max_tasks``]; see ``_common.tasks_for``), ``seed``; then ``cdnv_exact`` (the family's
 exact average CDNV), ``variance`` (v = Var(P_c)), ``lambda_max`` (largest eigenvalue of
 Σ_c), ``distance`` (d), ``method`` ("rao_blackwell", "plain" or "exact"), ``tasks``; and the
 verdict columns of :func:`simulations.experiments._common.verdict_row` (``bound`` is

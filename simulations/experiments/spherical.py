@@ -21,8 +21,8 @@ Families (``family``; means 0 and e_1, so d = 1):
   slides' form gives 192 q / p: it fails for p ≳ 200. Plain Monte Carlo.
 
 Columns: the configuration (``family``, ``dim``, ``shots``, ``kappa`` and ``cdnv_power``
-(gaussian) or ``q`` (two_point), ``budget``, ``min_tasks``, ``max_tasks`` (tasks as in E1:
-the budget in float64 draws, raised to about 5 / (smallest bound), clipped), ``seed``), then
+(gaussian) or ``q`` (two_point), ``budget``, ``min_tasks``, ``max_tasks`` (tasks as in E1,
+see ``_common.tasks_for``), ``seed``), then
 ``cdnv_exact`` (population CDNV), ``method``, ``tasks``, ``error_lower_bound`` (q (1 − q)²
 for the two-point law at n = 1, else missing) and the verdict columns of
 :func:`simulations.experiments._common.verdict_row`, one row per bound ("spherical_as_stated",
