@@ -25,6 +25,9 @@ cores.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -197,27 +200,68 @@ def _training_curves_frame(frames: dict[str, Any]) -> Any:
     return pd.concat(parts, ignore_index=True) if parts else None
 
 
-#: figure stem -> (sweep(s) it needs, how to draw it from the frames)
-_FIGURES: dict[str, tuple[tuple[str, ...], Callable[[dict], Any]]] = {
-    "e1_nearest_mean": (("e1",), lambda f: plot_bound_vs_measurement(f["e1"])),
-    "e2_spherical": (("e2",), lambda f: plot_spherical(f["e2"])),
-    "e3_new_samples": (("e3",), lambda f: plot_new_samples_coverage(f["e3"])),
-    "e4_new_classes": (("e4",), lambda f: plot_new_classes(f["e4"])),
-    "e5_tightness": (("e5",), lambda f: plot_tightness(f["e5"])),
-    "n1_training_curves": (("n1",), lambda f: plot_training_curves(_training_curves_frame(f))),
-    "n3_transferability": (("n3",), lambda f: plot_transferability(f["n3"])),
+#: figure stem -> (the sweep it needs, the sweeps it draws, how to draw it from the frames)
+_FIGURES: dict[str, tuple[str, tuple[str, ...], Callable[[dict], Any]]] = {
+    "e1_nearest_mean": ("e1", ("e1",), lambda f: plot_bound_vs_measurement(f["e1"])),
+    "e2_spherical": ("e2", ("e2",), lambda f: plot_spherical(f["e2"])),
+    "e3_new_samples": ("e3", ("e3",), lambda f: plot_new_samples_coverage(f["e3"])),
+    "e4_new_classes": ("e4", ("e4",), lambda f: plot_new_classes(f["e4"])),
+    "e5_tightness": ("e5", ("e5",), lambda f: plot_tightness(f["e5"])),
+    "n1_training_curves": ("n1", ("n1", "n2"),
+                           lambda f: plot_training_curves(_training_curves_frame(f))),
+    "n3_transferability": ("n3", ("n3",), lambda f: plot_transferability(f["n3"])),
 }
+_FINGERPRINTS = ".fingerprints.json"
 
 
-def _draw(frames: dict[str, Any], folder: Path, *, dpi: float,
-          formats: Sequence[str]) -> dict[str, Path]:
-    """Draw and save every figure whose sweeps are present; stem -> PNG path."""
-    written = {}
-    for stem, (needs, draw) in _FIGURES.items():
-        if all(n in frames and len(frames[n]) for n in needs):
-            fig = draw(frames)
-            paths = save_figure(fig, folder / stem, dpi=dpi, formats=formats)
-            written[stem] = paths[0]
+def _code_digest() -> str:
+    """A digest of the plotting code and library versions (a change redraws every figure)."""
+    import matplotlib
+    import seaborn
+
+    h = hashlib.sha256(f"{matplotlib.__version__} {seaborn.__version__}".encode())
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def _fingerprint(code: str, frames: dict[str, Any], uses: Sequence[str], dpi: float,
+                 formats: Sequence[str]) -> str:
+    h = hashlib.sha256(f"{code} {dpi!r} {list(formats)}".encode())
+    for name in uses:
+        if name in frames:
+            h.update(name.encode())
+            h.update(frames[name].to_csv(index=False).encode())
+    return h.hexdigest()
+
+
+def _draw(frames: dict[str, Any], folder: Path, *, dpi: float, formats: Sequence[str],
+          reuse: bool = True) -> dict[str, Path]:
+    """Draw and save every figure whose sweep is present; stem -> PNG path.
+
+    With ``reuse``, a figure whose files exist and whose inputs (rows drawn, plotting code,
+    library versions, dpi) are unchanged since it was written is not drawn again: the
+    fingerprints are kept in ``folder/.fingerprints.json``.
+    """
+    record = folder / _FINGERPRINTS
+    known = {}
+    if reuse:
+        with contextlib.suppress(OSError, ValueError):
+            known = json.loads(record.read_text(encoding="utf-8"))
+    code = _code_digest()
+    written, current = {}, {}
+    for stem, (needs, uses, draw) in _FIGURES.items():
+        if needs not in frames or not len(frames[needs]):
+            continue
+        current[stem] = _fingerprint(code, frames, uses, dpi, formats)
+        paths = [folder / f"{stem}.{fmt}" for fmt in formats]
+        if known.get(stem) != current[stem] or not all(p.is_file() for p in paths):
+            paths = save_figure(draw(frames), folder / stem, dpi=dpi, formats=formats)
+        written[stem] = paths[0]
+    if reuse and current != known:
+        folder.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps(current, indent=1, sort_keys=True) + "\n",
+                          encoding="utf-8")
     return written
 
 
@@ -231,7 +275,7 @@ def write_gallery(store: str | os.PathLike, dest: str | os.PathLike, *, dpi: flo
     if size is not None:
         _resolve_size(True, False, size)
     frames = _frames(Path(store), size)
-    written = _draw(frames, Path(dest), dpi=dpi, formats=("png",))
+    written = _draw(frames, Path(dest), dpi=dpi, formats=("png",), reuse=False)
     return list(written.values())
 
 

@@ -466,7 +466,7 @@ def test_reproduce_tiny_end_to_end_and_the_rerun_recomputes_nothing(tmp_path):
         for ext in ("png", "pdf"):
             path = out / "figures" / f"{stem}.{ext}"
             assert path.stat().st_size > 1000
-            files[path] = path.read_bytes()
+            files[path] = (path.read_bytes(), path.stat().st_mtime_ns)
         assert f"figures/{stem}.png" in text
     before = store_snapshot(out / "results.sqlite")
 
@@ -474,10 +474,15 @@ def test_reproduce_tiny_end_to_end_and_the_rerun_recomputes_nothing(tmp_path):
     assert again == report
     # nothing recomputed: same cells, same attempts, no cell finished since, same rows
     assert store_snapshot(out / "results.sqlite") == before
-    # and the outputs are byte for byte the same
+    # the report is the same text, and no figure was redrawn (files untouched)
     assert report.read_text(encoding="utf-8") == text
-    for path, data in files.items():
-        assert path.read_bytes() == data, path.name
+    for path, (data, mtime) in files.items():
+        assert path.read_bytes() == data and path.stat().st_mtime_ns == mtime, path.name
+    # a figure whose file is gone is drawn again, to the same bytes
+    (out / "figures" / "e2_spherical.pdf").unlink()
+    figures.write_report(out / "results.sqlite", size="tiny")
+    path = out / "figures" / "e2_spherical.pdf"
+    assert path.read_bytes() == files[path][0]
 
     # cells of another grid in the same folder (E1 with another seed) stay out of the report
     from simulations.experiments import run_experiment
