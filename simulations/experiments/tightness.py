@@ -300,7 +300,9 @@ class SphericalErrorCRN:
             with np.errstate(divide="ignore"):
                 prob.append(np.exp(logcoef + np.log(w)[slots].sum(axis=1)))
         c0, c1 = coef
-        # squared norms of the centre offsets, (T, S0) and (T, S1)
+        # Norms from the Gram matrices (expanded form): every vector here is O(1) (means at
+        # distance 1, radii <= r_max, unit directions) with no common offset, so float64
+        # loses nothing that matters. Squared norms of the centre offsets, (T, S0), (T, S1):
         a00 = np.einsum("si,tij,sj->ts", c0, self._g00, c0)
         a11 = np.einsum("si,tij,sj->ts", c1, self._g11, c1)
         a10 = 1.0 - 2.0 * self._e0 @ c0.T + a00   # ||mu_1 - c0hat||^2
