@@ -194,10 +194,19 @@ def _frames(store: Path, size: str | None = None) -> dict[str, Any]:
 # Figures
 # --------------------------------------------------------------------------------------------
 def _training_curves_frame(frames: dict[str, Any]) -> Any:
+    """N1's rows, with N2's runs (other numbers of source classes) when they train the same
+    model on the same data set (at the quick scale N2 is a tiny MLP run: left out)."""
     import pandas as pd
 
-    parts = [frames[n] for n in ("n1", "n2") if n in frames]
-    return pd.concat(parts, ignore_index=True) if parts else None
+    n1, n2 = frames["n1"], frames.get("n2")
+    setting = ["model", "dataset"]
+    if n2 is None or any(c not in f.columns for f in (n1, n2) for c in setting):
+        return n1
+
+    def settings(f: Any) -> set:
+        return set(map(tuple, f[setting].drop_duplicates().to_numpy()))
+
+    return pd.concat([n1, n2], ignore_index=True) if settings(n1) == settings(n2) else n1
 
 
 #: figure stem -> (the sweep it needs, the sweeps it draws, how to draw it from the frames)
@@ -441,8 +450,8 @@ def _training_md(frames: dict[str, Any], figures: dict[str, Path], root: Path) -
     lines += ["A network trained with cross-entropy on source classes: the CDNV (the paper's "
               "NV) on source-train, source-test (T3) and new classes (T4), and the few-shot "
               "accuracy on the new classes (T1's rule and a ridge head), against epoch; "
-              "colours: number of source classes l (N2's runs are evaluated at the start "
-              "and the end only).", ""]
+              "colours: number of source classes l (N2's runs, evaluated at the start and "
+              "the end only, are drawn when they train the same model on the same data).", ""]
     lines += _figure_md("n1_training_curves", figures, root)
     import pandas as pd
 
