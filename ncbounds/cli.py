@@ -185,11 +185,12 @@ def _cmd_simulate(args) -> int:
     from simulations import experiments
 
     path = experiments.run_experiment(
-        args.name, out=args.out, quick=args.quick,
+        args.name, out=args.out, quick=args.quick, size=args.size,
         n_jobs=None if args.executor else args.n_jobs, executor=args.executor,
         progress=False if args.quiet else None,
     )
-    print(f"results: {path}  (load with simulations.sweep.load_results(path, name={args.name!r}))")
+    key = experiments.get_experiment(args.name).key
+    print(f"results: {path}  (load with simulations.sweep.load_results(path, name={key!r}))")
     return 0
 
 
@@ -197,7 +198,7 @@ def _cmd_train(args) -> int:
     from simulations import training
 
     path = training.run_training_experiment(
-        args.experiment, out=args.out, quick=args.quick, device=args.device,
+        args.experiment, out=args.out, quick=args.quick, size=args.size, device=args.device,
         progress=False if args.quiet else None,
     )
     print(f"results: {path}")
@@ -260,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="e1 nearest-mean, e2 spherical, e3 new-samples, e4 new-classes, e5 tightness")
     p.add_argument("--out", required=True, help="output folder; results go to OUT/results.sqlite")
     p.add_argument("--quick", action="store_true", help="a small size that finishes in about a minute")
+    p.add_argument("--size", choices=["tiny", "quick", "default"], default=None,
+                   help="explicit size (tiny: seconds, for smoke tests)")
     p.add_argument("--n-jobs", type=int, default=None, help="local worker processes (default: all cores)")
     p.add_argument("--executor", default=None, help="dask://host:port to run the cells on a Dask cluster")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -269,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder; results go to OUT/results.sqlite")
     p.add_argument("--experiment", default="n1", choices=["n1", "n2", "n3"])
     p.add_argument("--quick", action="store_true", help="the small CPU configuration")
+    p.add_argument("--size", default=None, help="explicit size (e.g. tiny: seconds, for smoke tests)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)

@@ -79,3 +79,13 @@ def test_check_catches_a_violation_on_hard_data(tmp_path, capsys):
     assert main(["check", str(f), "--ways", "2", "--shots", "1", "--episodes", "300", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["error"] > 0.05 and out["status"] != "violated"
+
+
+def test_simulate_tiny_writes_a_store(tmp_path, capsys):
+    from simulations.sweep import load_results
+
+    assert main(["simulate", "new-samples", "--size", "tiny", "--out", str(tmp_path), "--n-jobs", "1", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "name='e3'" in out
+    frame = load_results(tmp_path / "results.sqlite", name="e3")
+    assert len(frame) > 0
