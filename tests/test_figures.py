@@ -447,7 +447,8 @@ def store_snapshot(path):
         conn.close()
 
 
-def test_reproduce_tiny_end_to_end_and_the_rerun_recomputes_nothing(tmp_path):
+def test_reproduce_tiny_end_to_end_and_the_rerun_recomputes_nothing(tmp_path, monkeypatch,
+                                                                   capsys):
     out = tmp_path / "report"
     report = figures.reproduce(out=out, size="tiny", n_jobs=1, device="cpu", progress=False)
     assert report == out / "report.md"
@@ -470,17 +471,25 @@ def test_reproduce_tiny_end_to_end_and_the_rerun_recomputes_nothing(tmp_path):
         assert f"figures/{stem}.png" in text
     before = store_snapshot(out / "results.sqlite")
 
-    again = figures.reproduce(out=out, size="tiny", n_jobs=1, device="cpu", progress=False)
-    assert again == report
+    # the rerun through the command line: `ncbounds reproduce --quick` with the quick scale
+    # made tiny for the test (same grids, so the same cells)
+    from ncbounds import cli
+
+    monkeypatch.setitem(figures.report.PLANS, "quick", figures.report.PLANS["tiny"])
+    code = cli.main(["reproduce", "--quick", "--out", str(out), "--n-jobs", "1",
+                     "--device", "cpu", "--quiet"])
+    assert code == 0
+    text = text.replace("at the `tiny` scale", "at the `quick` scale")
     # nothing recomputed: same cells, same attempts, no cell finished since, same rows
     assert store_snapshot(out / "results.sqlite") == before
     # the report is the same text, and no figure was redrawn (files untouched)
+    assert capsys.readouterr().out.strip() == f"report: {report}"
     assert report.read_text(encoding="utf-8") == text
     for path, (data, mtime) in files.items():
         assert path.read_bytes() == data and path.stat().st_mtime_ns == mtime, path.name
     # a figure whose file is gone is drawn again, to the same bytes
     (out / "figures" / "e2_spherical.pdf").unlink()
-    figures.write_report(out / "results.sqlite", size="tiny")
+    figures.write_report(out / "results.sqlite", size="quick")
     path = out / "figures" / "e2_spherical.pdf"
     assert path.read_bytes() == files[path][0]
 
@@ -489,4 +498,4 @@ def test_reproduce_tiny_end_to_end_and_the_rerun_recomputes_nothing(tmp_path):
 
     run_experiment("e1", out=out, size="tiny", seeds=[1], n_jobs=1, progress=False)
     assert store_snapshot(out / "results.sqlite")[0] > before[0]  # new cells in the store
-    assert figures.write_report(out / "results.sqlite", size="tiny").read_text() == text
+    assert figures.write_report(out / "results.sqlite", size="quick").read_text() == text
