@@ -89,3 +89,12 @@ def test_simulate_tiny_writes_a_store(tmp_path, capsys):
     assert "name='e3'" in out
     frame = load_results(tmp_path / "results.sqlite", name="e3")
     assert len(frame) > 0
+
+
+def test_train_tiny_writes_a_store(tmp_path, capsys):
+    from simulations.sweep import load_results
+
+    assert main(["train", "--size", "tiny", "--out", str(tmp_path), "--device", "cpu", "--quiet"]) == 0
+    assert "results:" in capsys.readouterr().out
+    frame = load_results(tmp_path / "results.sqlite")
+    assert {"epoch", "n_source_classes"} <= set(frame.columns) and len(frame) > 0
