@@ -375,8 +375,8 @@ def plot_new_samples_coverage(frame: Any, *, settings: Sequence[str] = ("dim", "
                             label="bound = population CDNV")
             axes[2].set_xscale("log")
             axes[2].set_yscale("log")
-            axes[2].set_title("tightness (informative draws)")
-            axes[2].set_ylabel("median bound / population CDNV")
+            axes[2].set_title("tightness (median over draws)")
+            axes[2].set_ylabel("bound / population CDNV")
         for ax in axes:
             ax.set_xlabel(m_label)
         fig.suptitle(f"T3 (new samples): $V_f(P_i, P_j) \\leq$ {bound_math(bound)} "
