@@ -36,6 +36,9 @@ _LAZY = {
     "ConfidenceInterval": "verdict",
     "clopper_pearson": "verdict",
     "Bound": "bounds",
+    "sample_episodes": "fewshot",
+    "Episodes": "fewshot",
+    "FewShotResult": "fewshot",
 }
 _SUBMODULES = {"bounds", "fewshot", "stats", "metrics", "verdict", "cli"}
 
