@@ -11,7 +11,8 @@ The kernels are deliberately small; the math lives in the callers' docstrings.
 
 Rows are split into a number of chunks that depends on the number of rows only (never on
 the thread count, see :func:`row_chunks`) and the partial results are combined in a fixed
-order, so the result is bit-for-bit the same on any machine with any number of threads. Only reassociation and contraction are
+order, so on a given machine the result is bit-for-bit the same whatever the number of
+threads (CPUs that differ in fused multiply-add support may differ in the last bits). Only reassociation and contraction are
 allowed to the compiler (``fastmath={"reassoc", "contract"}``) so that NaN and inf still
 propagate and are detected by the callers.
 """
@@ -33,8 +34,10 @@ __all__ = [
 _FM = {"reassoc", "contract"}
 
 
-#: inputs with at least this many rows use the multi-threaded kernel
-PARALLEL_ROWS = 32768
+#: inputs with at least this many rows use the multi-threaded kernel (below it, measured on 2
+#: cores, the threads cost as much as they save: the loop is bound by the float32 → float64
+#: conversion and adds, not by memory bandwidth)
+PARALLEL_ROWS = 262_144
 
 
 def class_moments(x, inv, n_classes):
@@ -88,20 +91,25 @@ def _moments(x, inv, n_classes, chunks):  # pragma: no cover - compiled below
             r = ref[c]
             for j in range(p):
                 row[j] += np.float64(x[i, j]) - r[j]
+    # fold the chunks into chunk 0 (in chunk order), then turn its sums into means in place:
+    # no further C × p array is allocated (small streamed batches are dominated by them)
     counts = np.zeros(n_classes, np.int64)
-    means = np.empty((n_classes, p))
     ok = True
     for c in range(n_classes):
         for t in range(chunks):
             counts[c] += cnt[t, c]
         inv_n = 1.0 / counts[c]
+        row = part[0, c]
+        for t in range(1, chunks):
+            other = part[t, c]
+            for j in range(p):
+                row[j] += other[j]
+        r = ref[c]
         for j in range(p):
-            s = 0.0
-            for t in range(chunks):
-                s += part[t, c, j]
-            means[c, j] = ref[c, j] + s * inv_n
-            if not np.isfinite(s):
+            if not np.isfinite(row[j]):
                 ok = False
+            row[j] = r[j] + row[j] * inv_n
+    means = part[0] if chunks == 1 else part[0].copy()
     part2 = np.zeros((chunks, n_classes))
     for t in prange(chunks):
         lo = t * step

@@ -135,6 +135,8 @@ def check_features(features: Any, name: str = "features") -> Any:
             raise NCBoundsError(
                 f"{name}: expected a 2-D (samples, dim) tensor, got {describe(features)}"
             )
+        if features.shape[1] == 0:
+            raise NCBoundsError(f"{name}: expected at least one feature column, got {describe(features)}")
         if not (features.is_floating_point()):
             features = features.double()
         return features
@@ -147,6 +149,8 @@ def check_features(features: Any, name: str = "features") -> Any:
             ) from None
     if features.ndim != 2:
         raise NCBoundsError(f"{name}: expected a 2-D (samples, dim) array, got {describe(features)}")
+    if features.shape[1] == 0:
+        raise NCBoundsError(f"{name}: expected at least one feature column, got {describe(features)}")
     if features.dtype.kind in "biu":
         features = features.astype(np.float64)
     elif features.dtype.kind != "f":
@@ -169,6 +173,8 @@ def check_labels(labels: Any, n: int | None = None, name: str = "labels") -> np.
         labels = np.asarray(labels)
     if labels.ndim != 1:
         raise NCBoundsError(f"{name}: expected 1-D integer labels, got {describe(labels)}")
+    if labels.size == 0 and labels.ndim == 1:
+        labels = labels.astype(np.int64)  # an empty list has no integer dtype of its own
     if labels.dtype.kind not in "iub":
         if labels.dtype.kind == "f" and labels.size and np.all(np.isfinite(labels)) and np.all(
             labels == np.round(labels)
@@ -178,6 +184,10 @@ def check_labels(labels: Any, n: int | None = None, name: str = "labels") -> np.
                 "(whole numbers: convert with labels.astype(int))"
             )
         raise NCBoundsError(f"{name}: expected 1-D integer labels, got dtype {labels.dtype}")
+    if labels.dtype.kind == "u" and labels.dtype.itemsize == 8 and labels.size and labels.max() > np.iinfo(np.int64).max:
+        raise NCBoundsError(
+            f"{name}: expected labels that fit in int64, got an unsigned label {int(labels.max())}"
+        )
     if n is not None and labels.shape[0] != n:
         raise NCBoundsError(
             f"{name}: expected one label per feature row ({n}), got {labels.shape[0]} labels"

@@ -62,6 +62,11 @@ def load_npz(path: str | Path, features_key: str = "features", labels_key: str =
         data = np.load(p, allow_pickle=False)
     except Exception as exc:  # noqa: BLE001 - report any unreadable file the same way
         raise NCBoundsError(f"FILE: expected a readable .npz file, got {str(p)!r} ({exc})") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise NCBoundsError(
+            f"FILE: expected an .npz archive with arrays {features_key!r} and {labels_key!r}, "
+            f"got a single array in {str(p)!r} (save both with numpy.savez)"
+        )
     with data:
         keys = list(data.files)
         missing = [k for k in (features_key, labels_key) if k not in keys]
@@ -70,7 +75,20 @@ def load_npz(path: str | Path, features_key: str = "features", labels_key: str =
                 f"FILE: expected keys {features_key!r} and {labels_key!r} in {str(p)!r}, "
                 f"missing {missing}; the file has {keys} (choose with --features-key / --labels-key)"
             )
-        return data[features_key], data[labels_key]
+        try:
+            return data[features_key], data[labels_key]
+        except ValueError as exc:  # object arrays need pickles, which are never loaded
+            raise NCBoundsError(f"FILE: expected numeric arrays in {str(p)!r}, got: {exc}") from None
+
+
+def _json(obj: dict) -> str:
+    """Strict JSON: NaN and ±inf (not JSON) are written as null."""
+    def clean(v):
+        if isinstance(v, float) and not np.isfinite(v):
+            return None
+        return v
+
+    return json.dumps({k: clean(v) for k, v in obj.items()}, indent=2, allow_nan=False)
 
 
 def _load(args) -> tuple[np.ndarray, np.ndarray, str]:
@@ -89,7 +107,7 @@ def _cmd_metrics(args) -> int:
     x, y, source = _load(args)
     m = metrics.nc_metrics(x, y)
     if args.json:
-        print(json.dumps({"source": source, **m.__dict__}, default=float, indent=2))
+        print(_json({"source": source, **m.__dict__}))
     else:
         print(f"# {source}: {m.n_samples} samples, {m.n_classes} classes, dim {m.dim}")
         print(m)
@@ -106,11 +124,11 @@ def _cmd_fewshot(args) -> int:
     )
     low, high = res.confidence_interval(0.95)
     if args.json:
-        print(json.dumps({
+        print(_json({
             "source": source, "head": args.head, "ways": args.ways, "shots": args.shots,
             "queries": args.queries, "episodes": args.episodes, "accuracy": float(res.mean),
             "ci95_low": float(low), "ci95_high": float(high),
-        }, indent=2))
+        }))
     else:
         print(f"# {source}")
         print(
@@ -162,12 +180,12 @@ def _cmd_check(args) -> int:
     measured = verdict.Measurement.error_rate(int(draws.sum()), int(rates.size))
     ver = verdict.check(bound, measured, confidence=args.confidence)
     if args.json:
-        print(json.dumps({
+        print(_json({
             "source": source, "ways": args.ways, "shots": args.shots, "episodes": args.episodes,
             "cdnv": v, "bound": bound, "bound_capped": min(bound, 1.0),
             "error": float(rates.mean()), "error_rounded": ver.estimate, "low": ver.low, "high": ver.high, "confidence": ver.confidence,
-            "status": ver.status, "slack": ver.slack, "vacuous": ver.vacuous,
-        }, indent=2))
+            "status": ver.status, "slack": float(ver.slack), "vacuous": bool(ver.vacuous),
+        }))
         return 0
     print(f"# {source}")
     print(f"statement   T1b: E_S err <= 16 (k-1)(1+2/n) Avg V   (k = {args.ways}, n = {args.shots})")

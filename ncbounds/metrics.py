@@ -31,7 +31,14 @@ from typing import Any, Literal
 import numpy as np
 
 from ._errors import NCBoundsError, NCBoundsWarning
-from ._validation import check_features, check_labels, describe, is_torch_tensor, to_numpy
+from ._validation import (
+    check_features,
+    check_labels,
+    describe,
+    is_torch_tensor,
+    raise_nonfinite,
+    to_numpy,
+)
 from .stats import ClassStats, ScatterKind
 
 __all__ = ["cdnv", "cdnv_matrix", "nc_metrics", "NCMetrics", "nearest_class_mean"]
@@ -195,6 +202,10 @@ class NCMetrics:
 
     Attributes
     ----------
+    The global mean μ_G is the mean of all samples (count-weighted), as in Papyan et al.
+    whose data sets are balanced; with imbalanced classes the NC2 metrics are measured
+    around that centre.
+
     nc1 : :math:`\frac1C \mathrm{tr}(\Sigma_W \Sigma_B^\dagger)`, Σ_W = S_W / N,
         Σ_B = (1/C) Σ_c (μ_c − μ_G)(μ_c − μ_G)ᵀ, pseudo-inverse over the ``sigma_b_rank``
         directions kept (rank ≤ C − 1, tolerance from the input precision).
@@ -287,7 +298,10 @@ def nc_metrics(
 
     # NC1 via the SVD of the centred means: Σ_B = Vᵀ diag(s²/C) V
     _, s, vt = np.linalg.svd(centred, full_matrices=False)
-    tol = max(c, p) * m.eps * (s[0] if s.size else 0.0)
+    # Rounding of the inputs perturbs each mean by about eps·‖μ_c‖ (a common offset counts),
+    # so the cutoff scales with the raw mean norms, not only with the spread of the means.
+    scale = max(s[0] if s.size else 0.0, float(np.linalg.norm(m.means, axis=1).max()))
+    tol = max(c, p) * m.eps * scale
     keep = min(int((s > tol).sum()), c - 1)
     sigma_w = stats.within_scatter() / n
     if keep == 0:
@@ -300,6 +314,14 @@ def nc_metrics(
 
     # NC2
     nc2_equinorm = float(norms.std() / norms.mean()) if norms.mean() > 0 else float("nan")
+    if (norms == 0).any():
+        warnings.warn(
+            f"class {int(m.classes[np.flatnonzero(norms == 0)[0]])} has its mean at the global "
+            "mean: the angles between centred means are undefined and the NC2 angle metrics "
+            "are NaN",
+            NCBoundsWarning,
+            stacklevel=2,
+        )
     with np.errstate(invalid="ignore", divide="ignore"):
         unit = centred / norms[:, None]
     gram = unit @ unit.T
@@ -336,8 +358,8 @@ def nc_metrics(
                 "the features; expected features and labels, got a ClassStats"
             )
         pred = check_labels(predictions, n, name="predictions")
-        ncm = nearest_class_mean(feats, stats)
-        nc4 = float(np.mean(ncm == pred))
+        ncm, tie = _ncm_decisions(feats, stats)
+        nc4 = float(np.mean((ncm == pred) & ~tie))  # a tie never agrees
 
     return NCMetrics(
         n_samples=n,
@@ -373,6 +395,14 @@ def nearest_class_mean(features: Any, stats: ClassStats, *, tie: int | None = No
     >>> nearest_class_mean(np.array([[0.2], [1.0], [1.9]]), s).tolist()
     [3, 2, 5]
     """
+    labels, tie_mask = _ncm_decisions(features, stats)
+    tie_label = int(stats.classes.min()) - 1 if tie is None else int(tie)
+    labels[tie_mask] = tie_label
+    return labels
+
+
+def _ncm_decisions(features: Any, stats: ClassStats) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest-class-mean labels and a mask of exact ties (see :func:`nearest_class_mean`)."""
     feats = check_features(features)
     x = to_numpy(feats) if is_torch_tensor(feats) else feats
     if x.shape[1] != stats.dim:
@@ -380,14 +410,17 @@ def nearest_class_mean(features: Any, stats: ClassStats, *, tie: int | None = No
             f"features: expected {stats.dim} columns to match the class means, got {describe(x)}"
         )
     classes = stats.classes
-    tie_label = int(classes.min()) - 1 if tie is None else int(tie)
     mu_g = stats.global_mean
     mu = stats.means - mu_g
     mu_sq = np.einsum("cp,cp->c", mu, mu)
     out = np.empty(x.shape[0], dtype=np.int64)
+    ties = np.zeros(x.shape[0], dtype=bool)
     for lo in range(0, x.shape[0], _NCM_BLOCK):
         xb = x[lo : lo + _NCM_BLOCK].astype(np.float64) - mu_g
-        d2 = mu_sq[None, :] - 2.0 * (xb @ mu.T) + np.einsum("np,np->n", xb, xb)[:, None]
+        sq = np.einsum("np,np->n", xb, xb)
+        if not np.isfinite(sq).all():
+            raise_nonfinite(x)
+        d2 = mu_sq[None, :] - 2.0 * (xb @ mu.T) + sq[:, None]
         best = np.argmin(d2, axis=1)
         if classes.size > 1:
             two = np.partition(d2, 1, axis=1)[:, :2]
@@ -400,6 +433,7 @@ def nearest_class_mean(features: Any, stats: ClassStats, *, tie: int | None = No
             diff = x[lo + r].astype(np.float64)[None, :] - stats.means
             exact = np.einsum("cp,cp->c", diff, diff)
             winners = np.flatnonzero(exact == exact.min())
-            res[r] = classes[winners[0]] if winners.size == 1 else tie_label
+            res[r] = classes[winners[0]]
+            ties[lo + r] = winners.size > 1
         out[lo : lo + _NCM_BLOCK] = res
-    return out
+    return out, ties

@@ -260,8 +260,12 @@ def _torch_moments(x: Any, inv_np: np.ndarray, n_classes: int, kind: ScatterKind
         scatter.index_add_(0, ib, (d * d).sum(dim=1))
         if within is not None:
             within += d.T @ d
-        if per_class is not None:
-            per_class.index_add_(0, ib, d[:, :, None] * d[:, None, :])
+        if per_class is not None:  # rows of each class together: one p × p product per class
+            order = torch.argsort(ib, stable=True)
+            ds, cs = d[order], ib[order]
+            present, sizes = torch.unique_consecutive(cs, return_counts=True)
+            for c, dc in zip(present.tolist(), torch.split(ds, sizes.tolist())):
+                per_class[c] += dc.T @ dc
     if not bool(torch.isfinite(scatter).all()):
         raise_nonfinite(x)
 
@@ -382,7 +386,8 @@ class ClassStats:
         """Statistics of a whole data set (optionally processed ``batch_size`` rows at a time)."""
         stats = cls(scatter_matrix=scatter_matrix)
         if batch_size is None:
-            return stats.update(features, labels)
+            stats._m = batch_moments(features, labels, scatter_matrix=stats._kind)  # errors on 0 rows
+            return stats
         batch_size = check_positive_int(batch_size, "batch_size")
         features = check_features(features)
         labels = check_labels(labels, features.shape[0])
@@ -404,7 +409,20 @@ class ClassStats:
 
     # -- accumulator protocol -----------------------------------------------------------
     def update(self, features: Any, labels: Any) -> "ClassStats":
-        """Add one batch (numpy array or torch tensor of shape (n, p), labels (n,)); returns self."""
+        """Add one batch (numpy array or torch tensor of shape (n, p), labels (n,)); returns self.
+
+        An empty batch (0 rows) is a no-op, so filtered streams need no special case.
+        """
+        if getattr(features, "shape", None) is not None and len(features.shape) == 2 and features.shape[0] == 0:
+            check_labels(labels, 0)
+            return self
+        if self._m is not None:
+            features = check_features(features)
+            if features.shape[1] != self._m.dim:
+                raise NCBoundsError(
+                    f"features: expected {self._m.dim} columns, as in the earlier batches, got "
+                    f"{describe(features)}"
+                )
         batch = batch_moments(features, labels, scatter_matrix=self._kind)
         if self._m is None:
             self._m = batch
@@ -416,6 +434,11 @@ class ClassStats:
         """Fold in the statistics of a disjoint part of the data (another worker); returns self."""
         if not isinstance(other, ClassStats):
             raise NCBoundsError(f"other: expected a ClassStats, got {describe(other)}")
+        if other._kind != self._kind:
+            raise NCBoundsError(
+                f"other: expected a ClassStats with scatter_matrix={self._kind!r}, got one with "
+                f"scatter_matrix={other._kind!r}"
+            )
         if other._m is not None:
             if self._m is None:
                 self._m = _copy_moments(other._m)
@@ -443,8 +466,8 @@ class ClassStats:
         delta = np.empty_like(b.means)
         chan_merge_into(a.counts, a.means, a.scatter, idx, b.counts, b.means, b.scatter, delta)
         if a.within is not None:
-            a.within += b.within
-            a.within += delta.T @ delta
+            np.add(a.within, b.within, out=a.within)  # Moments is frozen: mutate the arrays
+            np.add(a.within, delta.T @ delta, out=a.within)
         if a.per_class is not None:
             a.per_class[idx] += b.per_class + delta[:, :, None] * delta[:, None, :]
         if b.eps > a.eps:

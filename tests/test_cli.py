@@ -67,9 +67,9 @@ def test_check_example_reports_bound_measurement_and_verdict(capsys):
     assert out["low"] <= out["error_rounded"] <= out["high"]
 
 
-def test_check_catches_a_violation_on_hard_data(tmp_path, capsys):
-    # Two classes whose laws have heavy outliers: a wrongly small bound would be violated.
-    # Here the real T1 bound must not be violated, and the measured error must be > 0.
+def test_check_on_overlapping_classes_measures_errors_and_holds(tmp_path, capsys):
+    # Two overlapping Gaussian classes: the measured one-shot error is clearly positive and
+    # the (valid) T1 bound must not be reported violated.
     rng = np.random.default_rng(3)
     n = 400
     y = np.repeat([0, 1], n)
@@ -98,3 +98,21 @@ def test_train_tiny_writes_a_store(tmp_path, capsys):
     assert "results:" in capsys.readouterr().out
     frame = load_results(tmp_path / "results.sqlite")
     assert {"epoch", "n_source_classes"} <= set(frame.columns) and len(frame) > 0
+
+
+def test_npy_and_object_arrays_are_clear_errors(tmp_path, capsys):
+    f = tmp_path / "x.npy"
+    np.save(f, np.zeros((3, 2)))
+    assert main(["metrics", str(f)]) == 2
+    assert "got a single array" in capsys.readouterr().err
+    g = tmp_path / "obj.npz"
+    np.savez(g, features=np.array([object(), object()], dtype=object), labels=np.array([0, 1]))
+    assert main(["metrics", str(g)]) == 2
+    assert "FILE:" in capsys.readouterr().err
+
+
+def test_json_output_is_strict(capsys):
+    assert main(["metrics", "--example", "--json"]) == 0
+    text = capsys.readouterr().out
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text)["nc3"] is None

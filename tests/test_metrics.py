@@ -297,3 +297,46 @@ def test_no_warnings_on_clean_data():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         nc_metrics(x, y)
+
+
+def test_nc1_cutoff_follows_the_raw_magnitude_of_float32_inputs():
+    # as above, at offsets where float32 rounding of the features is far larger than the
+    # spread-relative cutoff would allow
+    rng = np.random.default_rng(13)
+    p, c, per = 6, 5, 400
+    basis = np.linalg.qr(rng.normal(size=(p, 2)))[0]
+    coef = rng.normal(size=(c, 2)) * 3
+    y = np.repeat(np.arange(c), per)
+    noise = rng.normal(size=(c * per, p))
+    noise -= np.stack([noise[y == k].mean(0) for k in range(c)])[y]
+    for offset in (3e3, 1e4):
+        mu = offset + coef @ basis.T
+        m = nc_metrics((mu[y] + noise).astype(np.float32), y)
+        assert m.sigma_b_rank == 2
+        sw = noise.T @ noise / len(y)
+        mt = mu - mu.mean(0)
+        w, v = np.linalg.eigh(mt.T @ mt / c)
+        keep = w > 1e-8 * w.max()
+        ref = np.trace(sw @ v[:, keep] @ np.diag(1 / w[keep]) @ v[:, keep].T) / c
+        assert m.nc1 == pytest.approx(ref, rel=1e-2)
+
+
+def test_nc4_tie_never_agrees_even_with_labels_outside_the_classes():
+    # class means -1 (label 1) and +1 (label 2); the points at 0 are ties; the network
+    # predicts label 0, which is not a class present, for them
+    x = np.array([[-1.0], [-1.0], [0.0], [1.0], [1.0], [0.0]])
+    y = [1, 1, 1, 2, 2, 2]
+    assert nc_metrics(x, y, predictions=[1, 1, 0, 2, 2, 0]).nc4 == pytest.approx(4 / 6)
+
+
+def test_nearest_class_mean_rejects_nonfinite_queries():
+    s = ClassStats.from_features(np.array([[0.0], [2.0]]), [0, 1])
+    with pytest.raises(NCBoundsError, match="row 1"):
+        nearest_class_mean(np.array([[0.0], [np.nan]]), s)
+
+
+def test_class_mean_at_global_mean_warns_for_angles():
+    x = np.array([[-1.0, 0.0], [1.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
+    with pytest.warns(NCBoundsWarning, match="angles between centred means are undefined"):
+        m = nc_metrics(x, [0, 1, 2, 2])
+    assert np.isnan(m.nc2_equiangular)

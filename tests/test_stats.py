@@ -201,15 +201,76 @@ def test_merge_moments_is_associative_on_three_parts():
     np.testing.assert_allclose(left.scatter, right.scatter, rtol=1e-11)
 
 
-def test_deterministic_bit_for_bit():
-    rng = np.random.default_rng(7)
-    x = rng.normal(size=(20000, 33)).astype(np.float32)
-    y = rng.integers(0, 11, 20000)
-    a = ClassStats.from_features(x, y)
-    b = ClassStats.from_features(x.copy(), y.copy())
-    assert np.array_equal(a.means, b.means) and np.array_equal(a.scatter, b.scatter)
-
-
 def test_public_names_resolve():
     assert ncbounds.ClassStats is ClassStats
     assert callable(ncbounds.cdnv) and callable(ncbounds.nc_metrics)
+
+
+@pytest.mark.parametrize("kind", ["within", "per_class"])
+def test_streaming_with_scatter_matrices_equals_one_shot(kind):
+    rng = np.random.default_rng(8)
+    x, y = offset_data(rng, n=3000, p=6, offset=50.0)
+    whole = ClassStats.from_features(x, y, scatter_matrix=kind)
+    streamed = ClassStats.from_features(x, y, scatter_matrix=kind, batch_size=256)
+    merged = ClassStats.from_features(x[:1500], y[:1500], scatter_matrix=kind).merge(
+        ClassStats.from_features(x[1500:], y[1500:], scatter_matrix=kind)
+    )
+    for other in (streamed, merged):
+        np.testing.assert_allclose(other.means, whole.means, rtol=1e-13)
+        np.testing.assert_allclose(other.within_scatter(), whole.within_scatter(), rtol=1e-9, atol=1e-12)
+        if kind == "per_class":
+            np.testing.assert_allclose(
+                other.class_scatter_matrices(), whole.class_scatter_matrices(), rtol=1e-9, atol=1e-12
+            )
+
+
+def test_torch_per_class_scatter_path_matches_numpy():
+    rng = np.random.default_rng(9)
+    x, y = offset_data(rng, n=500, p=5, c=4, offset=10.0, dtype=np.float64)
+    _, inv = encode_labels(y)
+    *_, per_class = _torch_moments(torch.from_numpy(x), inv, 4, "per_class")
+    ref = ClassStats.from_features(x, y, scatter_matrix="per_class").class_scatter_matrices()
+    np.testing.assert_allclose(per_class, ref, rtol=1e-10, atol=1e-12)
+
+
+def test_merge_requires_the_same_scatter_kind_and_update_the_same_dimension():
+    x = np.arange(12.0).reshape(6, 2)
+    y = np.array([0, 1, 0, 1, 0, 1])
+    with pytest.raises(NCBoundsError, match="other: expected a ClassStats with scatter_matrix='within'"):
+        ClassStats(scatter_matrix="within").merge(ClassStats.from_features(x, y))
+    s = ClassStats.from_features(x, y)
+    with pytest.raises(NCBoundsError, match="features: expected 2 columns, as in the earlier batches"):
+        s.update(np.ones((2, 3)), [0, 1])
+
+
+def test_empty_batches_are_no_ops_and_zero_columns_are_errors():
+    s = ClassStats().update(np.zeros((0, 3)), np.zeros(0, int))
+    assert s.empty
+    s.update(np.ones((2, 3)), [0, 1]).update(np.zeros((0, 3)), [])
+    assert s.n_samples == 2
+    with pytest.raises(NCBoundsError, match="features: expected at least one feature column"):
+        ClassStats.from_features(np.zeros((4, 0)), [0, 1, 0, 1])
+    with pytest.raises(NCBoundsError, match="labels: expected labels that fit in int64"):
+        ClassStats.from_features(np.zeros((2, 1)), np.array([0, 2**63], dtype=np.uint64))
+
+
+def test_parallel_kernel_is_bit_identical_for_any_thread_count():
+    import numba
+
+    from ncbounds._kernels import PARALLEL_ROWS
+
+    rng = np.random.default_rng(10)
+    n = PARALLEL_ROWS + 1000  # large enough for the multi-threaded kernel
+    x = rng.normal(size=(n, 3)).astype(np.float32)
+    y = rng.integers(0, 5, n)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = ClassStats.from_features(x, y)
+        numba.set_num_threads(before)
+        many = ClassStats.from_features(x, y)
+    finally:
+        numba.set_num_threads(before)
+    assert np.array_equal(one.means, many.means) and np.array_equal(one.scatter, many.scatter)
+    classes, counts, means, scatter = reference_moments(x, y)
+    np.testing.assert_allclose(many.scatter, scatter, rtol=1e-10)
