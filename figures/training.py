@@ -62,8 +62,11 @@ def plot_training_curves(frame: Any, *, head: str = "ridge", shots: tuple[int, .
     """
     frame = check_frame(frame, list(dict.fromkeys([*_CURVE_COLUMNS, hue])))
     levels = sorted(frame[hue].dropna().unique())
-    name = (f"{symbol_math('new_classes', 'sources')} (source classes)"
-            if hue == "n_source_classes" else hue)
+    def name(level: Any) -> str:
+        if hue == "n_source_classes":
+            return f"{symbol_math('new_classes', 'sources')} = {level} source classes"
+        return f"{hue} = {level}"
+
     colour_of = palette(levels)
     styles = dict(zip(sorted(shots), ("--", "-", ":", "-.")))
     cdnv_symbol = symbol_math("nearest_mean", "cdnv")
@@ -76,7 +79,7 @@ def plot_training_curves(frame: Any, *, head: str = "ridge", shots: tuple[int, .
             for (level, run), g in rows.groupby([hue, "run"], sort=True):
                 g = g.sort_values("epoch")
                 ax.plot(g["epoch"], g["value"], "o-", ms=3, color=colour_of[level], gid="curve",
-                        label=f"{name} = {level}")
+                        label=name(level))
             ax.set_yscale("log")
             ax.set_title(f"NV {title}")
             ax.set_xlabel("epoch")
@@ -91,7 +94,7 @@ def plot_training_curves(frame: Any, *, head: str = "ridge", shots: tuple[int, .
                 g = g.sort_values("epoch")
                 c = colour_of[level]
                 ax.plot(g["epoch"], g["value"], marker="o", ms=3, ls=styles[n], color=c,
-                        gid="curve", label=f"{name} = {level}")
+                        gid="curve", label=name(level))
                 if {"ci_low", "ci_high"} <= set(g.columns):
                     ax.fill_between(g["epoch"].to_numpy(float), g["ci_low"].to_numpy(float),
                                     g["ci_high"].to_numpy(float), color=c, alpha=0.15, lw=0)

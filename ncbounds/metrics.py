@@ -200,12 +200,12 @@ def cdnv_matrix(
 class NCMetrics:
     r"""Neural-collapse metrics of one feature set (Papyan, Han & Donoho 2020; THEORY.md T0).
 
-    Attributes
-    ----------
     The global mean μ_G is the mean of all samples (count-weighted), as in Papyan et al.
     whose data sets are balanced; with imbalanced classes the NC2 metrics are measured
     around that centre.
 
+    Attributes
+    ----------
     nc1 : :math:`\frac1C \mathrm{tr}(\Sigma_W \Sigma_B^\dagger)`, Σ_W = S_W / N,
         Σ_B = (1/C) Σ_c (μ_c − μ_G)(μ_c − μ_G)ᵀ, pseudo-inverse over the ``sigma_b_rank``
         directions kept (rank ≤ C − 1, tolerance from the input precision).

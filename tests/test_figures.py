@@ -302,7 +302,7 @@ def test_training_curves_four_panels_one_line_per_run_coloured_by_l():
         assert len(lines) == 2
         assert mpl.colors.to_hex(lines[0].get_color()) != mpl.colors.to_hex(lines[1].get_color())
         for line in lines:
-            l = 4 if line.get_label().endswith("= 4") else 8
+            l = 4 if "= 4 source" in line.get_label() else 8
             expected = frame[(frame["split"] == split) & (frame["metric"] == "cdnv")
                              & (frame["n_source_classes"] == l)].sort_values("epoch")["value"]
             np.testing.assert_allclose(line.get_ydata(), expected)
