@@ -2,10 +2,11 @@
 
 The kernels are deliberately small; the math lives in the callers' docstrings.
 
-* :func:`class_moments` – per-class counts, means and centred scatter Σ‖x − μ_c‖² in two
-  passes: sums of ``x - ref[class]`` with ``ref[c]`` the first row of class ``c`` (shifting
-  by a member of the class keeps the summands at the scale of the class spread, so a large
-  common offset costs no digits), then the squared deviations from the means.
+* :func:`class_moments` – per-class counts, means and centred scatter Σ‖x − μ_c‖² in one
+  pass over sums of ``x - ref[class]`` and of their squares, ``ref[c]`` the first row of
+  class ``c`` (shifting by a member of the class keeps the summands at the scale of the class
+  spread, so a large common offset costs no digits), with an exact second pass for any class
+  whose first row lies so far out that the one-pass formula would cancel digits.
 * :func:`pairwise_sqdist` – ‖μ_i − μ_j‖² for all pairs in the difference form, never the
   expanded ‖a‖² + ‖b‖² − 2⟨a, b⟩.
 
@@ -23,15 +24,21 @@ import numpy as np
 from numba import njit, prange
 
 __all__ = [
+    "KAPPA_MAX",
     "PARALLEL_ROWS",
     "chan_merge_into",
     "class_moments",
     "first_rows",
     "pair_cdnv_rowsums",
     "pairwise_sqdist",
+    "stream_update",
 ]
 
 _FM = {"reassoc", "contract"}
+
+#: largest cancellation factor κ = Σ‖x − r‖² / Σ‖x − μ‖² accepted from the one-pass formula
+#: (log10 κ ≈ 1.5 digits); classes beyond it get an exact second pass
+KAPPA_MAX = 32.0
 
 
 #: inputs with at least this many rows use the multi-threaded kernel (below it, measured on 2
@@ -66,11 +73,15 @@ def first_rows(inv, n_classes):  # pragma: no cover - compiled
 def _moments(x, inv, n_classes, chunks):  # pragma: no cover - compiled below
     """Per-class counts (C,), means (C × p) and centred scatter Σ‖x − μ_c‖² (C,), float64.
 
-    Pass 1 sums x − ref[c] per class, ref[c] the first row of class c (a shift inside the
-    class: a common offset cancels exactly, since the float64 difference of two float32
-    numbers is exact). Pass 2 sums ‖x − μ_c‖² directly. Rows are split into ``chunks``
-    contiguous chunks whose partial sums are added in chunk order. ``ok`` is False when a
-    NaN or inf reached an accumulator.
+    One pass accumulates, per class, S = Σ (x − r_c) and Q = Σ ‖x − r_c‖² with r_c the first
+    row of class c: a shift inside the class, so a common offset cancels exactly (the
+    float64 difference of two float32 numbers is exact). Then μ_c = r_c + S/n and
+    M_c = Q − ‖S‖²/n. The subtraction loses log10(κ) digits, κ = Q / M_c = 1 + ‖μ_c − r_c‖²/v_c
+    (how far the first row lies from the mean, in class variances); for every class with
+    κ > :data:`KAPPA_MAX` M_c is recomputed by an exact second pass Σ‖x − μ_c‖² over that
+    class's rows, so at most about 1.5 digits are ever given up. Rows are split into
+    ``chunks`` contiguous chunks whose partial sums are added in chunk order. ``ok`` is False
+    when a NaN or inf reached an accumulator.
     """
     n, p = x.shape
     first = first_rows(inv, n_classes)
@@ -79,6 +90,7 @@ def _moments(x, inv, n_classes, chunks):  # pragma: no cover - compiled below
         for j in range(p):
             ref[c, j] = x[first[c], j]
     part = np.zeros((chunks, n_classes, p))
+    sq = np.zeros((chunks, n_classes))
     cnt = np.zeros((chunks, n_classes), np.int64)
     step = (n + chunks - 1) // chunks
     for t in prange(chunks):
@@ -89,15 +101,23 @@ def _moments(x, inv, n_classes, chunks):  # pragma: no cover - compiled below
             cnt[t, c] += 1
             row = part[t, c]
             r = ref[c]
+            acc = 0.0
             for j in range(p):
-                row[j] += np.float64(x[i, j]) - r[j]
+                d = np.float64(x[i, j]) - r[j]
+                row[j] += d
+                acc += d * d
+            sq[t, c] += acc
     # fold the chunks into chunk 0 (in chunk order), then turn its sums into means in place:
     # no further C × p array is allocated (small streamed batches are dominated by them)
     counts = np.zeros(n_classes, np.int64)
+    scatter = np.zeros(n_classes)
+    redo = np.zeros(n_classes, np.bool_)
     ok = True
     for c in range(n_classes):
+        q = 0.0
         for t in range(chunks):
             counts[c] += cnt[t, c]
+            q += sq[t, c]
         inv_n = 1.0 / counts[c]
         row = part[0, c]
         for t in range(1, chunks):
@@ -105,29 +125,32 @@ def _moments(x, inv, n_classes, chunks):  # pragma: no cover - compiled below
             for j in range(p):
                 row[j] += other[j]
         r = ref[c]
+        s2 = 0.0
         for j in range(p):
-            if not np.isfinite(row[j]):
-                ok = False
+            s2 += row[j] * row[j]
             row[j] = r[j] + row[j] * inv_n
-    means = part[0] if chunks == 1 else part[0].copy()
-    part2 = np.zeros((chunks, n_classes))
-    for t in prange(chunks):
-        lo = t * step
-        hi = min(n, lo + step)
-        for i in range(lo, hi):
-            c = inv[i]
-            m = means[c]
-            acc = 0.0
-            for j in range(p):
-                d = np.float64(x[i, j]) - m[j]
-                acc += d * d
-            part2[t, c] += acc
-    scatter = np.zeros(n_classes)
-    for c in range(n_classes):
-        for t in range(chunks):
-            scatter[c] += part2[t, c]
-        if not np.isfinite(scatter[c]):
+        m2 = q - s2 * inv_n
+        if not (np.isfinite(q) and np.isfinite(s2)):
             ok = False
+        if m2 < 0.0:
+            m2 = 0.0
+        scatter[c] = m2
+        redo[c] = q > KAPPA_MAX * m2 and q > 0.0
+    means = part[0] if chunks == 1 else part[0].copy()
+    if redo.any():
+        scatter_redo = np.zeros(n_classes)
+        for i in range(n):
+            c = inv[i]
+            if redo[c]:
+                m = means[c]
+                acc = 0.0
+                for j in range(p):
+                    d = np.float64(x[i, j]) - m[j]
+                    acc += d * d
+                scatter_redo[c] += acc
+        for c in range(n_classes):
+            if redo[c]:
+                scatter[c] = scatter_redo[c]
     return counts, means, scatter, ok
 
 
@@ -233,3 +256,73 @@ def chan_merge_into(counts, means, scatter, idx, nb, mb, sb, delta):  # pragma: 
             s += d * d
         scatter[c] += sb[k] + w * s
         counts[c] = n
+
+
+@njit(cache=True, fastmath=_FM)
+def stream_update(x, slots, counts, means, scatter, s_buf, q_buf, n_buf, kappa):  # pragma: no cover
+    """Fold a batch of known classes into running (counts, means, scatter), in place.
+
+    Each row is shifted by its class's running mean μ_a: the batch gives n_b,
+    S_b = Σ (x − μ_a) and Q_b = Σ ‖x − μ_a‖², and with n = n_a + n_b
+
+        μ = μ_a + S_b / n,    M = M_a + Q_b − ‖S_b‖² / n
+
+    (exact, since Σ_a (x − μ_a) = 0). The shift is the best available estimate of the mean,
+    so the cancellation factor κ = (M_a + Q_b) / M stays near 1; the state is left untouched
+    and ``(ok, accepted)`` reports when a NaN/inf appeared (ok False) or κ exceeded
+    ``kappa`` for some class (accepted False: the caller takes the two-pass route).
+    ``s_buf`` (C × p), ``q_buf`` (C,), ``n_buf`` (C,) are zeroed scratch, zeroed again on exit.
+    """
+    n, p = x.shape
+    touched = np.empty(n, np.int64)
+    nt = 0
+    for i in range(n):
+        c = slots[i]
+        if n_buf[c] == 0:
+            touched[nt] = c
+            nt += 1
+        n_buf[c] += 1
+        m = means[c]
+        row = s_buf[c]
+        acc = 0.0
+        for j in range(p):
+            d = np.float64(x[i, j]) - m[j]
+            row[j] += d
+            acc += d * d
+        q_buf[c] += acc
+    ok = True
+    accepted = True
+    s2s = np.empty(nt)
+    for k in range(nt):
+        c = touched[k]
+        total = counts[c] + n_buf[c]
+        s2 = 0.0
+        row = s_buf[c]
+        for j in range(p):
+            s2 += row[j] * row[j]
+        s2s[k] = s2
+        before = scatter[c] + q_buf[c]
+        after = before - s2 / total
+        if not (np.isfinite(q_buf[c]) and np.isfinite(s2)):
+            ok = False
+        elif before > kappa * after and before > 0.0:
+            accepted = False
+    apply = ok and accepted
+    for k in range(nt):  # apply (or not) and clear the scratch in the same sweep
+        c = touched[k]
+        total = counts[c] + n_buf[c]
+        row = s_buf[c]
+        m = means[c]
+        if apply:
+            f = 1.0 / total
+            for j in range(p):
+                m[j] += row[j] * f
+                row[j] = 0.0
+            scatter[c] = max(scatter[c] + q_buf[c] - s2s[k] * f, 0.0)
+            counts[c] = total
+        else:
+            for j in range(p):
+                row[j] = 0.0
+        n_buf[c] = 0
+        q_buf[c] = 0.0
+    return ok, accepted

@@ -372,6 +372,7 @@ class ClassStats:
     def __init__(self, *, scatter_matrix: ScatterKind = None) -> None:
         self._kind = _check_scatter_kind(scatter_matrix)
         self._m: Moments | None = None
+        self._scratch: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # streaming buffers
 
     # -- construction -------------------------------------------------------------------
     @classmethod
@@ -423,6 +424,8 @@ class ClassStats:
                     f"features: expected {self._m.dim} columns, as in the earlier batches, got "
                     f"{describe(features)}"
                 )
+            if self._stream(features, labels):
+                return self
         batch = batch_moments(features, labels, scatter_matrix=self._kind)
         if self._m is None:
             self._m = batch
@@ -445,6 +448,32 @@ class ClassStats:
             else:
                 self._fold(other._m)
         return self
+
+    def _stream(self, features: Any, labels: Any) -> bool:
+        """One-pass in-place update for a CPU batch whose classes are all known and no scatter
+        matrix is tracked (the common streaming case); False when it does not apply."""
+        m = self._m
+        if self._kind is not None or (is_torch_tensor(features) and features.device.type != "cpu"):
+            return False
+        labels = check_labels(labels, features.shape[0])
+        if features.shape[0] == 0:
+            return True
+        slots = np.searchsorted(m.classes, labels)
+        np.minimum(slots, m.classes.size - 1, out=slots)
+        if not np.array_equal(m.classes[slots], labels):
+            return False  # a new class: the general route grows the state
+        from ._kernels import KAPPA_MAX, stream_update
+
+        if self._scratch is None or self._scratch[0].shape != m.means.shape:
+            c, p = m.means.shape
+            self._scratch = (np.zeros((c, p)), np.zeros(c), np.zeros(c, np.int64))
+        x = _cpu_array(features)
+        ok, accepted = stream_update(x, slots, m.counts, m.means, m.scatter, *self._scratch, KAPPA_MAX)
+        if not ok:
+            raise_nonfinite(features)
+        if accepted:
+            self._m = replace(m, eps=max(m.eps, _input_eps(features)))
+        return accepted
 
     def _fold(self, b: Moments) -> None:
         """Merge ``b`` into the state: in place when its classes are already known (the

@@ -274,3 +274,46 @@ def test_parallel_kernel_is_bit_identical_for_any_thread_count():
     assert np.array_equal(one.means, many.means) and np.array_equal(one.scatter, many.scatter)
     classes, counts, means, scatter = reference_moments(x, y)
     np.testing.assert_allclose(many.scatter, scatter, rtol=1e-10)
+
+
+@pytest.mark.parametrize("outlier", [0.0, 5.0, 1e3, 1e6])
+def test_far_first_row_keeps_float64_accuracy(outlier):
+    # The one-pass shifted formula cancels about log10(1 + ‖μ − r‖²/v) digits when the
+    # first row r of a class lies far from its mean; beyond KAPPA_MAX an exact second pass
+    # takes over. Reference: per-class two-pass float64.
+    rng = np.random.default_rng(11)
+    x = (100.0 + rng.normal(size=(2000, 8))).astype(np.float32)
+    y = np.repeat([3, 4], 1000)
+    x[0] += np.float32(outlier)  # the first row of class 3
+    s = ClassStats.from_features(x, y)
+    _, _, means, scatter = reference_moments(x, y)
+    np.testing.assert_allclose(s.scatter, scatter, rtol=1e-11)
+    np.testing.assert_allclose(s.means, means, rtol=1e-13)
+
+
+def test_streamed_update_falls_back_when_a_batch_would_cancel_digits():
+    # The running mean is the shift for known classes; a later batch far from it (a class
+    # that drifts by 1e6 spreads) exceeds KAPPA_MAX and takes the two-pass route, exactly.
+    rng = np.random.default_rng(12)
+    a = rng.normal(size=(500, 4))
+    b = rng.normal(size=(500, 4)) + 1e6
+    y = np.zeros(500, int)
+    s = ClassStats().update(a, y).update(b, y)
+    x = np.vstack([a, b])
+    _, _, means, scatter = reference_moments(x, np.zeros(1000, int))
+    np.testing.assert_allclose(s.scatter, scatter, rtol=1e-12)
+    np.testing.assert_allclose(s.means, means, rtol=1e-13)
+
+
+def test_nonfinite_streamed_batch_raises_and_leaves_state_untouched():
+    rng = np.random.default_rng(13)
+    x = rng.normal(size=(200, 3))
+    y = rng.integers(0, 2, 200)
+    s = ClassStats.from_features(x, y)
+    snapshot = s.copy()
+    bad = x[:10].copy()
+    bad[4, 2] = np.nan
+    with pytest.raises(NCBoundsError, match="the first is row 4"):
+        s.update(bad, y[:10])
+    assert np.array_equal(s.means, snapshot.means) and np.array_equal(s.scatter, snapshot.scatter)
+    assert np.array_equal(s.counts, snapshot.counts)
