@@ -292,17 +292,21 @@ def test_far_first_row_keeps_float64_accuracy(outlier):
 
 
 def test_streamed_update_falls_back_when_a_batch_would_cancel_digits():
-    # The running mean is the shift for known classes; a later batch far from it (a class
-    # that drifts by 1e6 spreads) exceeds KAPPA_MAX and takes the two-pass route, exactly.
+    # The running mean is the shift for known classes. After a first batch holding a single
+    # far outlier, a large batch near 0 gives κ ≈ n_b‖δ‖²/(M_b + ‖δ‖²) ≫ KAPPA_MAX: the
+    # one-pass update is refused (state untouched) and the two-pass route is exact.
     rng = np.random.default_rng(12)
-    a = rng.normal(size=(500, 4))
-    b = rng.normal(size=(500, 4)) + 1e6
-    y = np.zeros(500, int)
-    s = ClassStats().update(a, y).update(b, y)
-    x = np.vstack([a, b])
-    _, _, means, scatter = reference_moments(x, np.zeros(1000, int))
+    a = np.full((1, 4), 1e6)
+    b = rng.normal(size=(500, 4))
+    s = ClassStats().update(a, [0])
+    assert s._stream(b, np.zeros(500, int)) is False
+    assert s.n_samples == 1
+    s.update(b, np.zeros(500, int))
+    _, _, means, scatter = reference_moments(np.vstack([a, b]), np.zeros(501, int))
     np.testing.assert_allclose(s.scatter, scatter, rtol=1e-12)
     np.testing.assert_allclose(s.means, means, rtol=1e-13)
+    # and an ordinary second batch is taken by the one-pass route
+    assert s._stream(rng.normal(size=(50, 4)), np.zeros(50, int)) is True
 
 
 def test_nonfinite_streamed_batch_raises_and_leaves_state_untouched():
