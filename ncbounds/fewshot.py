@@ -534,9 +534,7 @@ def evaluate(
     1.0
     """
     features = check_features(features)
-    n, p = features.shape
-    if p == 0:
-        raise NCBoundsError(f"features: expected at least one column, got {describe(features)}")
+    n, p = features.shape  # check_features refuses zero columns
     labels = check_labels(labels, n)
     if not isinstance(head, str) or head not in HEADS:
         raise NCBoundsError(f"head: expected one of {HEADS}, got {head!r}")

@@ -478,7 +478,7 @@ def _good():
     [
         (lambda x, y: (x[None], y), "features: expected a 2-D"),
         (lambda x, y: (x[:, 0], y), "features: expected a 2-D"),
-        (lambda x, y: (x[:, :0], y), "features: expected at least one column"),
+        (lambda x, y: (x[:, :0], y), "features: expected at least one feature column"),
         (lambda x, y: (x.astype(complex), y), "features: expected a floating-point"),
         (lambda x, y: (x, y.astype(float)), "labels: expected 1-D integer labels"),
         (lambda x, y: (x, y[:, None]), "labels: expected 1-D integer labels"),
