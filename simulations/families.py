@@ -34,6 +34,8 @@ Families:
 
 from __future__ import annotations
 
+import abc
+
 import math
 import numbers
 import warnings
@@ -166,7 +168,7 @@ def _unit_sphere(shape: tuple[int, ...], dim: int, gen: np.random.Generator) -> 
 # --------------------------------------------------------------------------------------
 
 
-class ClassFamily:
+class ClassFamily(abc.ABC):
     """Base class: C class-conditional laws on R^p with exact population quantities.
 
     Subclasses provide ``variances``, ``radius``, ``_draw`` and ``_subset``; covariances come
@@ -194,6 +196,7 @@ class ClassFamily:
 
     # ---- second moments ------------------------------------------------------------
     @property
+    @abc.abstractmethod
     def variances(self) -> np.ndarray:
         """Var(P_c) = E‖x − μ_c‖² = tr Σ_c, shape (C,)."""
         raise NotImplementedError
@@ -223,6 +226,7 @@ class ClassFamily:
         return np.linalg.eigvalsh(cov)[:, -1].clip(min=0.0)
 
     @property
+    @abc.abstractmethod
     def radius(self) -> float:
         """sup ‖f(x)‖ over the supports of all classes (+inf when unbounded)."""
         raise NotImplementedError
@@ -302,6 +306,7 @@ class ClassFamily:
         return out
 
     # ---- sampling --------------------------------------------------------------------
+    @abc.abstractmethod
     def _draw(self, c: int, size: tuple[int, ...], gen: np.random.Generator) -> np.ndarray:
         """``size + (p,)`` i.i.d. draws from class c (no validation: internal, hot path)."""
         raise NotImplementedError
@@ -364,6 +369,7 @@ class ClassFamily:
             raise NCBoundsError(f"classes: expected distinct class indices, got {list(classes)}")
         return self._subset(idx)
 
+    @abc.abstractmethod
     def _subset(self, idx: list[int]) -> "ClassFamily":
         raise NotImplementedError
 

@@ -735,8 +735,9 @@ def _stream(
         return True
 
     try:
-        while len(running) < limit and submit_next():
-            pass
+        for _ in range(limit):  # fill the pipeline up to the in-flight limit
+            if not submit_next():
+                break
         while running:
             finished, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
             for future in finished:
